@@ -1,0 +1,226 @@
+"""The core commands: run, score, table, check, published, validate, ls."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from ..errors import ZsbenchError
+from ..metrics.scores import METRIC_NAMES
+from ..paths import default_runs_dir
+from .app import command, console
+
+
+def _rich_table(frame, title: str | None = None) -> Table:
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for col in frame.columns:
+        table.add_column(str(col), justify="right" if col not in ("method", "dataset", "split", "source", "flags",
+                                                                   "run_id", "metric", "seeds") else "left")
+    for _, row in frame.iterrows():
+        table.add_row(*[str(v) for v in row.tolist()])
+    return table
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ZsbenchError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+
+
+@command("run", epilog="Examples:\n\n  zsbench run\n\n  zsbench run spnet spnet-c --seeds 0,1,2\n\n"
+                        "  zsbench run spnet --set train.iterations=200 --out /tmp/runs\n\n"
+                        "  zsbench run spnet --dataset voc12 --data-root ~/data/VOC2012 --device cuda")
+def run(
+    methods: List[str] = typer.Argument(None, help="Method names (default: every method of the comparison)."),
+    dataset: str = typer.Option("synthetic", "--dataset", "-d", help="synthetic, voc12, context, cocostuff, ..."),
+    split: Optional[str] = typer.Option(None, "--split", "-s", help="Split name or file (default: the dataset's)."),
+    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
+    out: Path = typer.Option(None, "--out", "-o", help="Where run folders go (default ./results/runs)."),
+    data_root: Optional[str] = typer.Option(None, "--data-root", help="Root folder of a real dataset."),
+    overrides: List[str] = typer.Option(None, "--set", help="Config override key=value (repeatable)."),
+):
+    """Train and evaluate methods; write one run record each and print the comparison table."""
+    from ..runner import default_methods, run_comparison
+    from ..tables import format_summary, runs_frame, summarize, write_tables
+    from .progress import RichReporter
+
+    names = list(methods) if methods else default_methods()
+    out = out or default_runs_dir()
+    try:
+        with RichReporter(console) as reporter:
+            batch, paths = run_comparison(names, dataset, split, _seeds(seeds), device, data_root,
+                                          list(overrides or []), out, reporter, shlex.join(["zsbench", *sys.argv[1:]]))
+    except KeyboardInterrupt:
+        raise ZsbenchError("interrupted (Ctrl-C); the current run is marked 'interrupted' in its run.json",
+                           exit_code=130) from None
+    summary = summarize(runs_frame(paths))
+    written = write_tables(summary, batch / "comparison")
+    console.print(_rich_table(format_summary(summary), title=f"{dataset} / {summary['split'].iloc[0]}"))
+    console.print(f"run records: [bold]{batch}[/]  (table: {written[0]})")
+
+
+@command("score", epilog="Examples:\n\n  zsbench score results/runs/<batch>/<run>/confusion.npy --split synthetic-9-3\n\n"
+                          "  zsbench score conf.npy --split synthetic-bg-9-3 --absent zero --background excluded --json")
+def score(
+    confusion: Path = typer.Argument(..., help="A saved confusion matrix (.npy, rows = ground truth)."),
+    split: str = typer.Option(..., "--split", "-s", help="The split the matrix was made under."),
+    absent: str = typer.Option("nan", "--absent", help="nan (SPNet/CaGNet) or zero (ZS3Net) for absent classes."),
+    background: str = typer.Option("split", "--background", help="split, seen (ZS3Net) or excluded (SPNet/CaGNet)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+):
+    """Score a confusion matrix: every metric, per class, under a chosen convention."""
+    from ..metrics import Protocol, compute_scores
+    from ..splits import load_split
+
+    sp = load_split(split)
+    matrix = _load_matrix(confusion, sp.num_classes)
+    if background != "split" and sp.background_index is None:
+        raise ZsbenchError(f"--background {background}: split {sp.name} scores no background class "
+                           f"(its background is {sp.background!r})")
+    if absent not in ("nan", "zero") or background not in ("split", "seen", "excluded"):
+        raise ZsbenchError("--absent must be nan|zero and --background split|seen|excluded")
+    protocol = Protocol(absent=absent, background="seen" if background == "split" else background)
+    scores = compute_scores(matrix, sp.seen_mask, sp.eval_names, protocol, sp.background_index)
+    if as_json:
+        per_class = json.loads(scores.per_class.to_json(orient="records"))
+        typer.echo(json.dumps({"split": sp.name, "protocol": vars(protocol), "metrics": scores.metrics,
+                               "per_class": per_class}, indent=2))
+        return
+    import pandas as pd
+
+    console.print(_rich_table(pd.DataFrame([{m: f"{v:.4f}" for m, v in scores.metrics.items()}]),
+                              title=f"{confusion} under {sp.name} (absent={absent}, background={protocol.background})"))
+    console.print(_rich_table(scores.per_class.round(4)))
+
+
+def _load_matrix(path: Path, k: int) -> np.ndarray:
+    try:
+        matrix = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ZsbenchError(f"{path}: not a readable .npy file ({exc.__class__.__name__}); "
+                           f"save it with numpy.save") from None
+    if matrix.shape != (k, k):
+        raise ZsbenchError(f"{path}: matrix has shape {matrix.shape}, the split has {k} evaluation classes "
+                           f"(expected ({k}, {k})); pass the split the matrix was made under")
+    if not np.issubdtype(matrix.dtype, np.number) or (matrix < 0).any():
+        raise ZsbenchError(f"{path}: a confusion matrix holds non-negative counts")
+    return matrix
+
+
+@command("table", epilog="Examples:\n\n  zsbench table results/runs/<batch>\n\n"
+                          "  zsbench table results/runs/* --published --out results/tables/synthetic")
+def table(
+    runs: List[Path] = typer.Argument(..., help="Run folders, or folders containing them."),
+    published: bool = typer.Option(False, "--published", help="Add published values and deltas."),
+    source: Optional[str] = typer.Option(None, "--source", help="Published source (default: by priority)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write OUT.md, .csv, .tex, .parquet."),
+    metrics: str = typer.Option(",".join(METRIC_NAMES), "--metrics", help="Comma-separated metric columns."),
+):
+    """One table from run records: mean ± std over seeds, optionally beside the published numbers."""
+    from ..tables import add_published, format_summary, runs_frame, summarize, write_tables
+
+    chosen = [m.strip() for m in metrics.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in METRIC_NAMES]
+    if unknown:
+        raise ZsbenchError(f"--metrics: unknown {unknown}; choose from {', '.join(METRIC_NAMES)}")
+    summary = summarize(runs_frame(runs))
+    if summary.empty:
+        raise ZsbenchError("no finished (status ok) runs under the given folders")
+    if published:
+        summary = add_published(summary, source)
+    console.print(_rich_table(format_summary(summary, chosen)))
+    if out:
+        for p in write_tables(summary, out, chosen):
+            console.print(f"wrote {p}")
+
+
+@command("check", epilog="Examples:\n\n  zsbench check results/runs/<batch>/<run>\n\n"
+                          "  zsbench check results/runs/<batch> --source cagnetv2-readme --tolerance 0.02")
+def check(
+    runs: List[Path] = typer.Argument(..., help="Run folders, or folders containing them."),
+    source: Optional[str] = typer.Option(None, "--source", help="Published source (default: by priority)."),
+    tolerance: float = typer.Option(0.01, "--tolerance", help="Allowed |actual - expected| (fractions)."),
+):
+    """Compare runs with their published rows; exit 1 on any deviation beyond tolerance."""
+    from ..check import check_runs
+
+    frame = check_runs(runs, source, tolerance)
+    shown = frame.assign(**{c: frame[c].map(lambda v: f"{v:.4f}") for c in ("expected", "actual", "tolerance")},
+                         delta=frame["delta"].map(lambda v: f"{v:+.4f}"),
+                         **{"pass": frame["pass"].map(lambda p: "[green]pass" if p else "[red]FAIL")})
+    console.print(_rich_table(shown))
+    failed = int((~frame["pass"]).sum())
+    if failed:
+        console.print(f"[red]{failed} of {len(frame)} metrics deviate beyond tolerance {tolerance}")
+        raise typer.Exit(1)
+    console.print(f"[green]all {len(frame)} metrics within tolerance {tolerance}")
+
+
+@command("published", epilog="Examples:\n\n  zsbench published\n\n  zsbench published --dataset voc12 "
+                              "--source cagnetv2-readme")
+def published(
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d"),
+    source: Optional[str] = typer.Option(None, "--source"),
+    method: Optional[str] = typer.Option(None, "--method", "-m"),
+):
+    """Show the published numbers transcribed from the seed documents (fractions)."""
+    from ..published import published_frame
+
+    frame = published_frame(dataset, source, method)
+    metric_cols = [m for m in METRIC_NAMES if frame[m].notna().any()]
+    shown = frame[["source", "dataset", "split", "method", *metric_cols]].copy()
+    for m in metric_cols:
+        shown[m] = shown[m].map(lambda v: "–" if np.isnan(v) else f"{v:.4f}")
+    console.print(_rich_table(shown, title=f"published rows: {len(frame)}"))
+
+
+@command("validate", epilog="Examples:\n\n  zsbench validate\n\n  zsbench validate splits/voc12/voc12-15-5.yaml")
+def validate(files: List[Path] = typer.Argument(None, help="Files to check (default: all).")):
+    """Check every split file, method card and published table (or the given files)."""
+    from ..validate import validate_all, validate_paths
+
+    if files:
+        n, problems = len(files), validate_paths(files)
+    else:
+        n, problems = validate_all()
+    for p in problems:
+        typer.echo("error: " + " ".join(p.split()), err=True)
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/]: {n} files valid")
+
+
+@command("ls", epilog="Examples:\n\n  zsbench ls methods\n\n  zsbench ls splits")
+def ls(what: str = typer.Argument(..., help="methods | datasets | splits | metrics | backbones | embeddings")):
+    """List what is registered."""
+    import pandas as pd
+
+    from ..cards import list_cards
+    from ..datasets import DATASETS
+    from ..embeddings import EMBEDDINGS
+    from ..methods.common.backbones import BACKBONES
+    from ..splits import list_splits
+
+    if what == "methods":
+        frame = pd.DataFrame([{"method": c.name, "impl": c.impl, "version": c.version, "title": c.title,
+                               "default run": "yes" if c.in_default_run else ""} for c in list_cards()])
+    elif what == "splits":
+        frame = pd.DataFrame([s.describe() for s in list_splits()])
+        frame = frame.rename(columns={"n_seen": "seen", "n_unseen": "unseen"})
+    elif what == "metrics":
+        frame = pd.DataFrame([{"metric": m, "higher is better": "yes"} for m in METRIC_NAMES])
+    elif what in ("datasets", "backbones", "embeddings"):
+        reg = {"datasets": DATASETS, "backbones": BACKBONES, "embeddings": EMBEDDINGS}[what]
+        frame = pd.DataFrame({what[:-1]: reg.names()})
+    else:
+        raise ZsbenchError(f"zsbench ls {what!r}: choose methods, datasets, splits, metrics, backbones or embeddings")
+    console.print(_rich_table(frame))

@@ -1,0 +1,56 @@
+"""The dataset interface and registry.
+
+A dataset is a torch `Dataset` of dicts:
+
+* ``image``: uint8 tensor [3, H, W], RGB. Normalisation belongs to the method (Caffe BGR mean
+  for DeepLabv2, ImageNet mean/std otherwise) and happens on the device, in the engine.
+* ``label``: int64 tensor [H, W] of *raw* label ids (the PNG values). The split's lookup table
+  turns them into evaluation indices, so one dataset serves every split of its label space.
+* ``index`` (int) and ``name`` (str, the image id, used in error messages).
+
+Builders are registered by name: ``DATASETS.get(name)(part, root, cfg) -> SegDataset`` with
+``part`` in {"train", "test"}.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+
+from ..registry import Registry
+
+__all__ = ["SegDataset", "DATASETS", "DatasetBuilder"]
+
+
+class SegDataset(torch.utils.data.Dataset):
+    """Base class: subclasses set `name`, `version`, `class_list` and implement the two readers."""
+
+    name: str = ""
+    version: str = "1"
+    class_list: str = ""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict:
+        raise NotImplementedError
+
+    def raw_label(self, index: int) -> np.ndarray:
+        """The raw label map of one image, without decoding the image (for filters and stats)."""
+        return self[index]["label"].numpy()
+
+    def image_name(self, index: int) -> str:
+        return str(index)
+
+    def class_embeddings(self) -> np.ndarray | None:
+        """Embeddings supplied by the dataset itself (the synthetic benchmark), rows = raw ids."""
+        return None
+
+
+class DatasetBuilder(Protocol):
+    def __call__(self, part: str, root: str | None, cfg: dict) -> SegDataset: ...
+
+
+DATASETS: Registry[Callable[..., SegDataset]] = Registry("dataset")

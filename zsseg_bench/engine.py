@@ -1,0 +1,315 @@
+"""Training and evaluation loops. They know the `Method` interface and nothing about any method.
+
+* Batches are moved to the device, normalised there (the method's `input` config) and their
+  raw labels mapped through a lookup table: the split's training table (unseen -> ignore) for
+  training, its evaluation table for scoring. Methods never see a raw label id.
+* Each stage is seeded from (run seed, stage index), so a stage's result does not depend on
+  what ran before it in the process; this is what makes reusing stages (spnet-c reusing
+  spnet's training) and resuming exact.
+* A step returns named losses; `Stage.updates` routes each loss to one optimizer. With several
+  updates, all gradients are computed before any optimizer steps (PyTorch >= 1.5 forbids the
+  official GAN codes' step-then-backward order through already-updated weights).
+* A non-finite loss stops the run with a message naming the loss, stage and iteration.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import ZsbenchError
+from .metrics import ConfusionMeter
+from .methods.base import Method, Stage
+
+__all__ = ["TrainContext", "Reporter", "seed_everything", "evaluate_confusion", "StageCache"]
+
+
+class Reporter:
+    """Progress callbacks; the CLI supplies a rich implementation, tests use this silent one."""
+
+    def stage_start(self, label: str, total: int) -> None: ...
+
+    def advance(self, n: int = 1, info: str = "") -> None: ...
+
+    def stage_end(self) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+
+def seed_everything(seed: int, *salt: int) -> torch.Generator:
+    """Seed torch and numpy from (seed, *salt); return a torch generator with the same seed."""
+    mixed = int(np.random.SeedSequence([seed, *salt]).generate_state(1)[0])
+    torch.manual_seed(mixed)
+    np.random.seed(mixed % (2**32))
+    gen = torch.Generator()
+    gen.manual_seed(mixed)
+    return gen
+
+
+def _collate(items: list[dict]) -> dict:
+    return {
+        "image": torch.stack([it["image"] for it in items]),
+        "label": torch.stack([it["label"] for it in items]),
+        "index": torch.tensor([it["index"] for it in items]),
+        "name": [it["name"] for it in items],
+    }
+
+
+class StageCache:
+    """In-memory weights after a prefix of stages, keyed by signature (one `zsbench run`)."""
+
+    def __init__(self):
+        self._store: dict[str, tuple[dict, str]] = {}
+
+    def get(self, key: str):
+        return self._store.get(key)
+
+    def put(self, key: str, state: dict, source: str) -> None:
+        self._store[key] = ({k: v.detach().clone() for k, v in state.items()}, source)
+
+
+@dataclass
+class TrainContext:
+    """What a run gives its method: data, device, seed and the loops to use them."""
+
+    split: object
+    train_set: torch.utils.data.Dataset
+    device: torch.device
+    seed: int
+    cfg: dict
+    reporter: Reporter = field(default_factory=Reporter)
+    log_path: object = None  # a pathlib.Path for train_log.jsonl, or None
+    run_id: str = ""
+    train_indices: np.ndarray | None = None  # after the split's training policy
+    pass_unseen_labels: bool = False  # only for methods flagged uses_unseen_labels
+
+    def __post_init__(self):
+        size = max(256, self.split.ignore_index + 1)
+        self.train_lut = torch.from_numpy(self.split.lut(train=True, size=size)).to(self.device)
+        self.eval_lut = torch.from_numpy(self.split.lut(train=False, size=size)).to(self.device)
+        inp = self.cfg.get("input", {})
+        self.mean = torch.tensor(inp.get("mean", [127.5] * 3), device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(inp.get("std", [64.0] * 3), device=self.device).view(1, 3, 1, 1)
+        self.bgr = bool(inp.get("bgr", False))
+        if self.train_indices is None:
+            self.train_indices = np.arange(len(self.train_set))
+        self._log_file = None
+
+    # ---- data ---------------------------------------------------------------------------------
+    def to_device(self, batch: dict, lut: torch.Tensor, with_eval_labels: bool = False) -> dict:
+        image = batch["image"].to(self.device, non_blocking=True).float()
+        if self.bgr:
+            image = image.flip(1)
+        out = {"image": (image - self.mean) / self.std, "index": batch["index"], "name": batch["name"]}
+        raw = batch["label"].to(self.device, non_blocking=True).long()
+        if raw.numel() and (int(raw.max()) >= lut.numel() or int(raw.min()) < 0):
+            raise ZsbenchError(f"{batch['name'][0]}: label value {int(raw.max())} is outside the class list "
+                               f"{self.split.classes.path.name}; run 'zsbench data check'")
+        label = lut[raw]
+        if bool((label < 0).any()):
+            bad = int(raw[label < 0][0])
+            at = int(torch.nonzero((label < 0).flatten(1).any(1))[0])
+            raise ZsbenchError(f"{batch['name'][at]}: label value {bad} is not in class list "
+                               f"{self.split.classes.path.name} (nor the ignore index {self.split.ignore_index}); "
+                               f"run 'zsbench data check' on the dataset")
+        out["label"] = label
+        if with_eval_labels:
+            out["label_all"] = self.eval_lut[raw]
+        return out
+
+    def augment(self, batch: dict, gen: torch.Generator) -> dict:
+        """Batch-level augmentation on the device (random horizontal flip per image)."""
+        if not self.cfg.get("data", {}).get("hflip", True):
+            return batch
+        flip = torch.rand(batch["image"].shape[0], generator=gen) < 0.5
+        if flip.any():
+            f = flip.to(self.device)
+            for key in ("image", "label", "label_all"):
+                if key in batch:
+                    t = batch[key]
+                    mask = f.view(-1, *([1] * (t.dim() - 1)))
+                    batch[key] = torch.where(mask, t.flip(-1), t)
+        return batch
+
+    def loader(self, indices: Sequence[int] | None = None, batch_size: int | None = None, shuffle: bool = True,
+               gen: torch.Generator | None = None, drop_last: bool = True, dataset=None):
+        data_cfg = self.cfg.get("data", {})
+        dataset = dataset if dataset is not None else self.train_set
+        indices = self.train_indices if indices is None else indices
+        subset = torch.utils.data.Subset(dataset, list(map(int, indices)))
+        batch_size = batch_size or data_cfg.get("batch_size", 16)
+        return torch.utils.data.DataLoader(
+            subset, batch_size=min(batch_size, len(subset)), shuffle=shuffle, drop_last=drop_last and shuffle,
+            collate_fn=_collate, generator=gen, num_workers=data_cfg.get("num_workers", 0),
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def batches(self, gen: torch.Generator, indices=None, lut: torch.Tensor | None = None,
+                batch_size: int | None = None) -> Iterator[dict]:
+        """Endless shuffled, augmented training batches on the device."""
+        lut = self.train_lut if lut is None else lut
+        if len(self.train_indices if indices is None else indices) == 0:
+            raise ZsbenchError(f"no training images left for split {self.split.name} after its training policy "
+                               f"({self.split.train_policy})")
+        while True:
+            for batch in self.loader(indices, batch_size, shuffle=True, gen=gen):
+                yield self.augment(self.to_device(batch, lut, self.pass_unseen_labels), gen)
+
+    # ---- training ---------------------------------------------------------------------------
+    def log(self, record: dict) -> None:
+        if self.log_path is None:
+            return
+        if self._log_file is None:
+            self._log_file = open(self.log_path, "a", buffering=1)
+        self._log_file.write(json.dumps(record) + "\n")
+
+    def close(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def run_stage(self, method: Method, stage: Stage, stage_index: int, indices=None, lut=None,
+                  label: str = "") -> None:
+        """Train `method` through one stage."""
+        gen = seed_everything(self.seed, 1000 + stage_index)
+        method.on_stage_start(stage, self)
+        optimizers = method.configure_optimizers(stage)
+        data = self.batches(gen, indices, lut, stage.batch_size)
+        log_every = int(self.cfg.get("log_every", 50))
+        running: dict[str, torch.Tensor] = {}
+        n_running = 0
+        start = time.perf_counter()
+        self.reporter.stage_start(label or stage.name, stage.iterations)
+        batch = None
+        for it in range(stage.iterations):
+            if stage.uses_batch is None or stage.uses_batch(it) or batch is None:
+                batch = next(data)
+            method.train()
+            with autocast(self.device, self.cfg.get("precision", "fp32")):
+                losses = method.training_step(batch, stage, it)
+            if not losses:
+                self.reporter.advance(1)
+                continue
+            finite = torch.stack([v.detach().float() for v in losses.values()]).isfinite()
+            if not bool(finite.all()):
+                name = list(losses)[int((~finite).nonzero()[0])]
+                value = float(losses[name].detach())
+                raise ZsbenchError(f"loss '{name}' is {value} at iteration {it + 1} of stage '{stage.name}' "
+                                   f"(run {self.run_id or 'unnamed'}); lower the learning rate or check the "
+                                   f"inputs; the run stopped there", exit_code=1)
+            apply_updates(losses, stage, optimizers)
+            for _, sched in optimizers.values():
+                if sched is not None:
+                    sched.step()
+            for k, v in losses.items():
+                running[k] = running.get(k, 0.0) + v.detach().float()
+            n_running += 1
+            if (it + 1) % log_every == 0 or it + 1 == stage.iterations:
+                means = {k: float(v) / n_running for k, v in running.items()}
+                lrs = {name: opt.param_groups[0]["lr"] for name, (opt, _) in optimizers.items()}
+                self.log({"stage": stage.name, "label": label or stage.name, "iteration": it + 1,
+                          "losses": means, "lr": lrs, "time": round(time.perf_counter() - start, 3)})
+                self.reporter.advance(0, " ".join(f"{k}={v:.3f}" for k, v in list(means.items())[:3]))
+                running, n_running = {}, 0
+            self.reporter.advance(1)
+        method.on_stage_end(stage, self)
+        self.reporter.stage_end()
+
+    def fit(self, method: Method, cache: StageCache | None = None, cache_key_extra: str = "",
+            indices=None, lut=None, label_prefix: str = "") -> dict:
+        """Run all stages of `method`; reuse cached stage prefixes. Returns what was reused."""
+        stages = method.stages()
+        reused = {}
+        start = 0
+        if cache is not None:
+            for k in range(len(stages) - 1, -1, -1):
+                hit = cache.get(method.stage_signature(k) + cache_key_extra)
+                if hit is not None:
+                    method.load_state_dict(hit[0])
+                    start = k + 1
+                    reused = {s.name: hit[1] for s in stages[: k + 1]}
+                    self.reporter.message(f"reusing stages {list(reused)} from {hit[1]}")
+                    break
+        for k in range(start, len(stages)):
+            self.run_stage(method, stages[k], k, indices, lut, label=f"{label_prefix}{stages[k].name}")
+            if cache is not None:
+                cache.put(method.stage_signature(k) + cache_key_extra, method.state_dict(), self.run_id)
+        return reused
+
+    def confusion(self, method: Method, dataset, lut: torch.Tensor, num_classes: int, indices=None,
+                  score_fn: Callable | None = None) -> np.ndarray:
+        """Confusion matrix of `method` on `dataset` (labels mapped by `lut`)."""
+        return evaluate_confusion(method, self, dataset, lut, num_classes, indices, score_fn)
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if precision not in ("fp32", None):
+        raise ZsbenchError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+def apply_updates(losses: dict, stage: Stage, optimizers: dict) -> None:
+    updates = [u for u in stage.updates if u.loss in losses]
+    for name in {u.optimizer for u in updates}:
+        if name not in optimizers:
+            raise KeyError(f"stage {stage.name!r} routes a loss to unknown optimizer {name!r}")
+    for opt, _ in optimizers.values():
+        opt.zero_grad(set_to_none=True)
+    if len(updates) == 1:
+        losses[updates[0].loss].backward()
+    else:
+        # All gradients first, then all steps: each loss only reaches its own optimizer's params.
+        grads: dict[torch.nn.Parameter, torch.Tensor] = {}
+        for i, u in enumerate(updates):
+            params = [p for g in optimizers[u.optimizer][0].param_groups for p in g["params"]]
+            gs = torch.autograd.grad(losses[u.loss], params, retain_graph=i < len(updates) - 1, allow_unused=True)
+            for p, g in zip(params, gs):
+                if g is not None:
+                    grads[p] = grads[p] + g if p in grads else g
+        for p, g in grads.items():
+            p.grad = g
+    for name in dict.fromkeys(u.optimizer for u in updates):
+        optimizers[name][0].step()
+
+
+@torch.no_grad()
+def evaluate_confusion(method: Method, ctx: TrainContext, dataset, lut: torch.Tensor, num_classes: int,
+                       indices=None, score_fn: Callable | None = None) -> np.ndarray:
+    """One confusion matrix over a whole data set, accumulated on the device.
+
+    eval.mode "full" (default): scores are computed at (upsampled to) the label's resolution.
+    eval.mode "feature": the label is nearest-downsampled to the score map (CaGNet's official
+    evaluation at 65x65 for 513x513 inputs).
+    """
+    eval_cfg = ctx.cfg.get("eval", {})
+    mode = eval_cfg.get("mode", "full")
+    if mode not in ("full", "feature"):
+        raise ZsbenchError(f"eval.mode must be 'full' or 'feature', not {mode!r}")
+    method.eval()
+    meter = ConfusionMeter(num_classes, ctx.split.ignore_index, ctx.device)
+    indices = np.arange(len(dataset)) if indices is None else indices
+    loader = ctx.loader(indices, eval_cfg.get("batch_size", 32), shuffle=False, dataset=dataset)
+    ctx.reporter.stage_start("evaluate", len(loader))
+    for batch in loader:
+        b = ctx.to_device(batch, lut)
+        size = b["label"].shape[-2:] if mode == "full" else None
+        with autocast(ctx.device, ctx.cfg.get("precision", "fp32")):
+            scores = score_fn(b["image"], size) if score_fn else method.predict(b["image"], size)
+        label = b["label"]
+        if scores.shape[-2:] != label.shape[-2:]:
+            if mode == "full":
+                scores = F.interpolate(scores.float(), size=label.shape[-2:], mode="bilinear", align_corners=False)
+            else:
+                label = F.interpolate(label[:, None].float(), size=scores.shape[-2:], mode="nearest")[:, 0].long()
+        meter.update(scores.argmax(1), label)
+        ctx.reporter.advance(1)
+    ctx.reporter.stage_end()
+    return meter.numpy()

@@ -1,0 +1,141 @@
+"""The method interface: what every zero-shot segmentation method implements.
+
+A method is an `nn.Module` that declares its training *stages* (SPNet has one; ZS3Net and
+CaGNet train in phases; self-training adds more), computes named losses in
+`training_step`, and says in `Stage.updates` which loss updates which optimizer. The engine
+runs the stages (device, mixed precision, NaN checks, logging, checkpoints) and the evaluator
+only ever calls `predict`, which returns scores over **all** evaluation classes of the split
+(seen and unseen: the generalized setting), with any calibration already applied.
+
+Implementations register under an `impl` name; user-facing method names come from the
+method cards in `methods/`, several of which may share one implementation (spnet, spnet-c).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import nn
+
+from ..registry import Registry
+
+__all__ = ["Method", "Stage", "Update", "ClassSpace", "IMPLEMENTATIONS"]
+
+IMPLEMENTATIONS: Registry[type["Method"]] = Registry("method implementation")
+
+
+@dataclass
+class ClassSpace:
+    """The classes a method works with, in the split's evaluation order."""
+
+    names: tuple[str, ...]
+    seen: torch.Tensor  # bool [K]
+    embeddings: torch.Tensor  # float [K, D]
+    ignore_index: int = 255
+    calibration_val: tuple[str, ...] = ()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    @property
+    def seen_idx(self) -> torch.Tensor:
+        return torch.nonzero(self.seen, as_tuple=False).flatten()
+
+    @property
+    def unseen_idx(self) -> torch.Tensor:
+        return torch.nonzero(~self.seen, as_tuple=False).flatten()
+
+    def seen_lut(self) -> torch.Tensor:
+        """Evaluation index -> position among the seen classes (ignore for unseen); size K+1 so
+        that the ignore index can be remapped after clamping."""
+        lut = torch.full((self.num_classes,), self.ignore_index, dtype=torch.long)
+        lut[self.seen_idx] = torch.arange(len(self.seen_idx))
+        return lut
+
+    def to(self, device) -> "ClassSpace":
+        return ClassSpace(self.names, self.seen.to(device), self.embeddings.to(device), self.ignore_index,
+                          self.calibration_val)
+
+    def restrict(self, keep: list[str], seen: list[str]) -> "ClassSpace":
+        """A sub-space (used to train calibration proxies on part of the seen classes)."""
+        idx = [self.names.index(n) for n in keep]
+        seen_t = torch.tensor([n in seen for n in keep], dtype=torch.bool, device=self.seen.device)
+        return ClassSpace(tuple(keep), seen_t, self.embeddings[idx], self.ignore_index)
+
+
+@dataclass
+class Update:
+    """After a training step, gradients of `loss` go to the parameters of `optimizer`."""
+
+    loss: str
+    optimizer: str
+
+
+@dataclass
+class Stage:
+    name: str
+    iterations: int
+    updates: list[Update] = field(default_factory=lambda: [Update("loss", "main")])
+    batch_size: int | None = None  # None: the run's data.batch_size
+    # Some phases read no new batch (CaGNet's step-2 iterations); the engine skips loading then.
+    uses_batch: Callable[[int], bool] | None = None
+
+
+class Method(nn.Module):
+    impl: ClassVar[str] = ""
+    # Config keys that only affect inference; stages trained under configs that differ only in
+    # these keys are identical, so a run may reuse them (spnet-c reuses spnet's training).
+    inference_only_keys: ClassVar[tuple[str, ...]] = ()
+    # Protocol flags, copied into every run record and table.
+    uses_unseen_labels: ClassVar[bool] = False
+    transductive: ClassVar[bool] = False
+
+    def __init__(self, cfg: dict, classes: ClassSpace):
+        super().__init__()
+        self.cfg = cfg
+        self.classes = classes
+
+    # ---- training ---------------------------------------------------------------------------
+    def stages(self) -> list[Stage]:
+        raise NotImplementedError
+
+    def configure_optimizers(self, stage: Stage) -> dict[str, tuple[torch.optim.Optimizer, Any]]:
+        """name -> (optimizer, scheduler or None) for one stage."""
+        raise NotImplementedError
+
+    def on_stage_start(self, stage: Stage, ctx) -> None:
+        """Called before a stage's first iteration (offline pseudo-labelling, freezing, ...)."""
+
+    def training_step(self, batch: dict, stage: Stage, iteration: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def on_stage_end(self, stage: Stage, ctx) -> None:
+        pass
+
+    def after_training(self, ctx) -> dict:
+        """Called once after the last stage (e.g. to fit a calibration constant). Returns facts
+        to store in the run record."""
+        return {}
+
+    # ---- inference --------------------------------------------------------------------------
+    def predict(self, images: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Scores [B, K, h, w] over all K evaluation classes; argmax is the prediction.
+
+        With `size`, scores are at that resolution (a method upsamples its logits *before* any
+        softmax or calibration, as SPNet does); without, at the method's own output stride."""
+        raise NotImplementedError
+
+    # ---- bookkeeping ------------------------------------------------------------------------
+    def protocol_flags(self) -> dict:
+        return {"uses_unseen_labels": bool(self.uses_unseen_labels), "transductive": bool(self.transductive)}
+
+    def stage_signature(self, index: int) -> str:
+        """Identity of the model after stages[:index + 1]: equal signatures, equal weights."""
+        skip = set(self.inference_only_keys) | {"eval", "log_every"}
+        cfg = {k: v for k, v in self.cfg.items() if k not in skip}
+        names = [s.name for s in self.stages()[: index + 1]]
+        return json.dumps({"impl": self.impl, "cfg": cfg, "stages": names}, sort_keys=True, default=str)

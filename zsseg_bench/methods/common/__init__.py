@@ -1,0 +1,1 @@
+"""Pieces shared by several methods: backbones, losses, calibration, optimizers."""

@@ -1,0 +1,199 @@
+"""One run, and a comparison of several: card + split + dataset -> trained method -> record.
+
+Everything that can be checked is checked *before* a run folder is created (method card,
+split, dataset, device, embeddings), so bad input leaves nothing behind. Once the folder
+exists, it always ends with a status: ok, failed (with the error) or interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .cards import Card, list_cards, load_card, resolve_config
+from .datasets import build_dataset
+from .embeddings import split_embeddings
+from .engine import Reporter, StageCache, TrainContext
+from .errors import ZsbenchError
+from .methods import IMPLEMENTATIONS, ClassSpace
+from .metrics import Protocol, compute_scores
+from .records import SCHEMA_VERSION, RunRecord, environment, make_run_id, utcnow
+from .splits import Split, load_split
+
+__all__ = ["RunRequest", "run_one", "run_comparison", "default_methods", "DEFAULT_SPLITS", "resolve_device"]
+
+# The split a dataset uses when --split is not given.
+DEFAULT_SPLITS = {"synthetic": "synthetic-9-3", "voc12": "voc12-15-5", "context": "context33-29-4",
+                  "cocostuff": "cocostuff-167-15"}
+
+
+@dataclass
+class RunRequest:
+    method: str
+    dataset: str = "synthetic"
+    split: str | None = None
+    seed: int = 0
+    device: str = "cpu"
+    data_root: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    out: Path = Path("results/runs")
+    command: str = ""
+
+
+def default_methods() -> list[str]:
+    from .tables import _method_rank
+
+    names = [c.name for c in list_cards() if c.in_default_run]
+    return sorted(names, key=_method_rank)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ZsbenchError(f"--device {name!r} is not a device; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ZsbenchError(f"--device {name}: this machine has no CUDA device (torch {torch.__version__}); "
+                           f"use --device cpu")
+    return device
+
+
+def _split_for(req: RunRequest) -> Split:
+    name = req.split or DEFAULT_SPLITS.get(req.dataset)
+    if name is None:
+        raise ZsbenchError(f"dataset {req.dataset!r} has no default split; pass --split")
+    split = load_split(name)
+    if split.dataset != req.dataset:
+        raise ZsbenchError(f"split {split.name!r} is for dataset {split.dataset!r}, not {req.dataset!r}")
+    return split
+
+
+def train_indices(split: Split, dataset) -> np.ndarray:
+    """Training images after the split's policy (drop_images_with_unseen removes some)."""
+    n = len(dataset)
+    if split.train_policy != "drop_images_with_unseen":
+        return np.arange(n)
+    unseen_raw = np.array([split.classes.id_of(c) for c in split.unseen])
+    keep = [i for i in range(n) if not np.isin(dataset.raw_label(i), unseen_raw).any()]
+    return np.array(keep, dtype=np.int64)
+
+
+class _Datasets:
+    """Datasets built once per process and shared by every run of a comparison."""
+
+    def __init__(self):
+        self._cache: dict = {}
+
+    def get(self, name: str, part: str, root, cfg: dict):
+        key = (name, part, root, json.dumps(cfg, sort_keys=True, default=str))
+        if key not in self._cache:
+            self._cache[key] = build_dataset(name, part, root, cfg)
+        return self._cache[key]
+
+
+_DATASETS = _Datasets()
+
+
+def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache | None = None,
+            out_dir: Path | None = None) -> Path:
+    """Train and evaluate one (method, dataset, split, seed); return the run folder."""
+    reporter = reporter or Reporter()
+    card: Card = load_card(req.method)
+    cfg = resolve_config(card, req.dataset, req.overrides)
+    impl = IMPLEMENTATIONS.get(card.impl)
+    split = _split_for(req)
+    device = resolve_device(req.device)
+    data_cfg = dict(cfg.get("dataset", {}))
+    data_root = req.data_root or data_cfg.pop("root", None)
+    train_set = _DATASETS.get(req.dataset, "train", data_root, data_cfg)
+    test_set = _DATASETS.get(req.dataset, "test", data_root, data_cfg)
+    embeddings = split_embeddings(split, train_set, cfg.get("embeddings"))
+    classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), torch.from_numpy(embeddings),
+                         split.ignore_index, split.calibration_val).to(device)
+    indices = train_indices(split, train_set)
+
+    run_id = make_run_id(card.name, req.dataset, split.name, req.seed)
+    record = RunRecord.create(out_dir or req.out, run_id)
+    started = time.time()
+    run_info = {
+        "schema_version": SCHEMA_VERSION, "run_id": record.path.name, "status": "running", "error": None,
+        "command": req.command or " ".join(sys.argv), "start": utcnow(), "end": None, "wall_time_s": None,
+        "method": card.name, "impl": card.impl, "card_version": card.version, "card_file": card.path.name,
+        "dataset": {"name": req.dataset, "version": getattr(train_set, "version", "1"), "root": data_root,
+                    "n_train": len(train_set), "n_train_used": int(len(indices)), "n_test": len(test_set),
+                    "options": data_cfg},
+        "split": {"name": split.name, "version": split.version, "sha256": split.sha256,
+                  "classes": split.classes.name, "train_policy": split.train_policy, "background": split.background},
+        "seed": req.seed, "overrides": list(req.overrides), "environment": environment(str(device)),
+        "protocol_flags": {"uses_unseen_labels": impl.uses_unseen_labels, "transductive": impl.transductive},
+    }
+    record.write_json("run.json", run_info)
+    record.write_yaml("config.yaml", {"method": card.name, "dataset": req.dataset, "split": split.name,
+                                      "seed": req.seed, "device": str(device), "config": cfg})
+    ctx = TrainContext(split=split, train_set=train_set, device=device, seed=req.seed, cfg=cfg, reporter=reporter,
+                       log_path=record.log_path, run_id=record.path.name, train_indices=indices,
+                       pass_unseen_labels=impl.uses_unseen_labels)
+    try:
+        torch.manual_seed(req.seed)
+        method = impl(cfg, classes).to(device)
+        record.update_run(protocol_flags=method.protocol_flags())
+        data_key = json.dumps({"dataset": req.dataset, "root": data_root, "options": data_cfg, "split": split.sha256,
+                               "seed": req.seed, "device": str(device)}, sort_keys=True)
+        reused = ctx.fit(method, cache, cache_key_extra=hashlib.sha256(data_key.encode()).hexdigest())
+        extra = method.after_training(ctx)
+        confusion = ctx.confusion(method, test_set, ctx.eval_lut, split.num_classes)
+        protocol = Protocol(absent=cfg.get("eval", {}).get("absent", "nan"))
+        scores = compute_scores(confusion, split.seen_mask, split.eval_names, protocol, split.background_index)
+        record.write_confusion(confusion)
+        record.write_csv("per_class.csv", scores.per_class)
+        record.write_json("metrics.json", {**scores.metrics, "n_images": len(test_set),
+                                           "n_pixels": int(confusion.sum())})
+        record.update_run(status="ok", end=utcnow(), wall_time_s=round(time.time() - started, 2),
+                          reused_stages=reused, method_facts=extra,
+                          protocol={"absent": protocol.absent, "eval_mode": cfg.get("eval", {}).get("mode", "full")})
+    except KeyboardInterrupt:
+        record.update_run(status="interrupted", error="interrupted by the user (Ctrl-C)", end=utcnow(),
+                          wall_time_s=round(time.time() - started, 2))
+        raise
+    except ZsbenchError as exc:
+        record.update_run(status="failed", error=str(exc), end=utcnow(), wall_time_s=round(time.time() - started, 2))
+        raise
+    except Exception as exc:
+        record.update_run(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
+                          end=utcnow(), wall_time_s=round(time.time() - started, 2))
+        raise
+    finally:
+        ctx.close()
+    return record.path
+
+
+def run_comparison(methods: list[str], dataset: str = "synthetic", split: str | None = None,
+                   seeds: list[int] = (0,), device: str = "cpu", data_root: str | None = None,
+                   overrides: list[str] = (), out: Path = Path("results/runs"), reporter: Reporter | None = None,
+                   command: str = "") -> tuple[Path, list[Path]]:
+    """Every (seed, method) into one batch folder <out>/<UTC stamp>__<split>/; returns it and the runs."""
+    for m in methods:  # fail fast, before any folder exists
+        card = load_card(m)
+        IMPLEMENTATIONS.get(card.impl)
+    split_name = _split_for(RunRequest(method=methods[0], dataset=dataset, split=split)).name
+    resolve_device(device)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    batch = RunRecord.create(Path(out), f"{stamp}__{split_name}").path
+    cache = StageCache()
+    paths = []
+    for seed in seeds:
+        for m in methods:
+            req = RunRequest(method=m, dataset=dataset, split=split, seed=seed, device=device, data_root=data_root,
+                             overrides=list(overrides), out=batch, command=command)
+            paths.append(run_one(req, reporter, cache))
+    return batch, paths
