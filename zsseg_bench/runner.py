@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .cards import Card, list_cards, load_card, resolve_config
+from .checkpoints import save_checkpoint
 from .datasets import build_dataset
 from .embeddings import split_embeddings
 from .engine import Reporter, StageCache, TrainContext
@@ -151,6 +152,9 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
                                "seed": req.seed, "device": str(device)}, sort_keys=True)
         reused = ctx.fit(method, cache, cache_key_extra=hashlib.sha256(data_key.encode()).hexdigest())
         extra = method.after_training(ctx)
+        if cfg.get("save_weights", True):
+            save_checkpoint(record.path / "ckpt" / "final.pt", method, method_name=card.name, split=split, config=cfg,
+                            stage=method.stages()[-1].name if method.stages() else None, extra=extra)
         confusion = ctx.confusion(method, test_set, ctx.eval_lut, split.num_classes)
         protocol = Protocol(absent=cfg.get("eval", {}).get("absent", "nan"))
         scores = compute_scores(confusion, split.seen_mask, split.eval_names, protocol, split.background_index)
