@@ -19,6 +19,8 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, T] = {}
+        # Fallbacks for derived names (e.g. '<impl>+st' for self-training): name -> object or None.
+        self._resolvers: list[Callable[[str], T | None]] = []
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
@@ -29,10 +31,24 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def add_resolver(self, resolver: Callable[[str], "T | None"]) -> None:
+        """Resolve names that are not registered but derived from registered ones, on demand."""
+        self._resolvers.append(resolver)
+
+    def _resolve(self, name: str) -> T | None:
+        for resolver in self._resolvers:
+            obj = resolver(name)
+            if obj is not None:
+                return obj
+        return None
+
     def get(self, name: str) -> T:
         try:
             return self._entries[name]
         except KeyError:
+            obj = self._resolve(name)
+            if obj is not None:
+                return obj
             raise ZsbenchError(
                 f"unknown {self.kind} {name!r}{did_you_mean(name, self._entries)}; "
                 f"available: {', '.join(sorted(self._entries))}"
@@ -42,7 +58,7 @@ class Registry(Generic[T]):
         return sorted(self._entries)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._entries
+        return name in self._entries or self._resolve(name) is not None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -122,6 +122,11 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
     classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), torch.from_numpy(embeddings),
                          split.ignore_index, split.calibration_val).to(device)
     indices = train_indices(split, train_set)
+    # Built before the run folder exists: a config the method rejects leaves nothing behind, and the
+    # protocol flags (which may depend on the config, e.g. zs3net's protocol) are known up front.
+    torch.manual_seed(req.seed)
+    method = impl(cfg, classes).to(device)
+    flags = method.protocol_flags()
 
     run_id = make_run_id(card.name, req.dataset, split.name, req.seed)
     record = RunRecord.create(out_dir or req.out, run_id)
@@ -136,18 +141,15 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
         "split": {"name": split.name, "version": split.version, "sha256": split.sha256,
                   "classes": split.classes.name, "train_policy": split.train_policy, "background": split.background},
         "seed": req.seed, "overrides": list(req.overrides), "environment": environment(str(device)),
-        "protocol_flags": {"uses_unseen_labels": impl.uses_unseen_labels, "transductive": impl.transductive},
+        "protocol_flags": flags,
     }
     record.write_json("run.json", run_info)
     record.write_yaml("config.yaml", {"method": card.name, "dataset": req.dataset, "split": split.name,
                                       "seed": req.seed, "device": str(device), "config": cfg})
     ctx = TrainContext(split=split, train_set=train_set, device=device, seed=req.seed, cfg=cfg, reporter=reporter,
                        log_path=record.log_path, run_id=record.path.name, train_indices=indices,
-                       pass_unseen_labels=impl.uses_unseen_labels)
+                       pass_unseen_labels=bool(flags.get("uses_unseen_labels", False)))
     try:
-        torch.manual_seed(req.seed)
-        method = impl(cfg, classes).to(device)
-        record.update_run(protocol_flags=method.protocol_flags())
         data_key = json.dumps({"dataset": req.dataset, "root": data_root, "options": data_cfg, "split": split.sha256,
                                "seed": req.seed, "device": str(device)}, sort_keys=True)
         reused = ctx.fit(method, cache, cache_key_extra=hashlib.sha256(data_key.encode()).hexdigest())

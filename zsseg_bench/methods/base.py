@@ -83,6 +83,10 @@ class Stage:
     batch_size: int | None = None  # None: the run's data.batch_size
     # Some phases read no new batch (CaGNet's step-2 iterations); the engine skips loading then.
     uses_batch: Callable[[int], bool] | None = None
+    # Which training images the stage draws from: "split" (after the split's training policy) or
+    # "all" (every training image; self-training re-admits images that a drop_images_with_unseen
+    # policy removed, since it needs their unlabelled pixels). Ignored when the caller passes indices.
+    train_images: str = "split"
 
 
 class Method(nn.Module):
@@ -133,9 +137,15 @@ class Method(nn.Module):
     def protocol_flags(self) -> dict:
         return {"uses_unseen_labels": bool(self.uses_unseen_labels), "transductive": bool(self.transductive)}
 
+    @property
+    def signature_impl(self) -> str:
+        """The implementation name in stage signatures. A wrapper (self-training) answers its base's,
+        so that the stages it shares with the base are recognised as the same."""
+        return self.impl
+
     def stage_signature(self, index: int) -> str:
         """Identity of the model after stages[:index + 1]: equal signatures, equal weights."""
         skip = set(self.inference_only_keys) | {"eval", "log_every"}
         cfg = {k: v for k, v in self.cfg.items() if k not in skip}
         names = [s.name for s in self.stages()[: index + 1]]
-        return json.dumps({"impl": self.impl, "cfg": cfg, "stages": names}, sort_keys=True, default=str)
+        return json.dumps({"impl": self.signature_impl, "cfg": cfg, "stages": names}, sort_keys=True, default=str)

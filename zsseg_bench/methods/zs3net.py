@@ -1,0 +1,279 @@
+"""ZS3Net: a segmentation network whose final classifier is retrained on generated features.
+
+Paper: Bucher, Vu, Cord, Pérez, "Zero-Shot Semantic Segmentation", NeurIPS 2019.
+Code read: github.com/valeoai/ZS3 (6031f4a), `train_pascal.py`, `train_pascal_GMMN.py`,
+`modeling/gmmn.py`, `utils/loss_GMMN.py` (reference/spnet_zs3net.md §2).
+
+Three stages:
+1. `segmentation`: the run's backbone (small-cnn here, DeepLabv2 on real data) giving a D-dim
+   feature map, plus a 1x1 classifier over all K classes, trained with cross-entropy on the
+   labelled (seen) pixels; unseen logits only ever receive negative gradient.
+2. `generator`: a GMMN, [class embedding ; uniform noise] -> Linear -> LeakyReLU(0.2) ->
+   Dropout(0.5) -> Linear -> D, trained with the multi-kernel Gaussian MMD between generated
+   and real features of the same class (128 pixels drawn with replacement per image and class).
+3. `classifier`: the 1x1 classifier is re-initialised and retrained on real features plus
+   generated ones, with everything else frozen.
+
+What we do differently, each configurable and documented in methods/zs3net/README.md:
+* `protocol: prior` (default) uses no unseen ground truth anywhere: in stage 3 the generated
+  features get labels drawn i.i.d. from a class prior (weight 1 per seen class, 1 +
+  `gen_unseen_rate` per unseen class), as CaGNet's finetune does; since the classifier is 1x1,
+  only the label counts matter, not a spatial layout. `protocol: official-gt` reproduces the
+  official stage 3: images containing unseen pixels have every labelled pixel replaced by a
+  generated feature of its ground-truth class, CE weight 100 for unseen classes. It reads the
+  unseen labels, so its runs are flagged `uses_unseen_labels`.
+* The GMMN takes one Adam step per batch on the mean MMD of all (image, class) groups of the
+  batch, computed at once, instead of one step per group.
+* The backbone is the run's (DeepLabv2 under the CaGNet protocol, as CaGNet re-ran ZS3Net)
+  rather than DeepLabv3+; the generator sees the run's embeddings (600-d fastText+word2vec on
+  real data under the CaGNet protocol).
+* Official quirks offered as options: `train.batch_average` (the loss divided again by the
+  batch size), `classifier_stage.init: rand` (re-initialisation with uniform [0, 1)),
+  `classifier_stage.backbone_mode: train` (BatchNorm statistics keep updating while frozen).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ZsbenchError
+from .base import IMPLEMENTATIONS, ClassSpace, Method, Stage, Update
+from .common.backbones import build_backbone
+from .common.mmd import ZS3NET_SIGMAS, mmd
+from .common.optim import adam, sgd_poly
+
+__all__ = ["ZS3Net", "GMMN", "class_prior", "sample_groups"]
+
+PROTOCOLS = ("prior", "official-gt")
+
+
+class GMMN(nn.Module):
+    """[embedding ; noise] -> feature. Xavier-uniform weights and bias 0.01, as `modeling/gmmn.py`."""
+
+    def __init__(self, embed_dim: int, noise_dim: int, hidden: int, out_dim: int, dropout: float = 0.5,
+                 slope: float = 0.2):
+        super().__init__()
+        self.noise_dim = noise_dim
+        self.net = nn.Sequential(nn.Linear(embed_dim + noise_dim, hidden), nn.LeakyReLU(slope), nn.Dropout(dropout),
+                                 nn.Linear(hidden, out_dim))
+        for layer in self.net:
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.constant_(layer.bias, 0.01)
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """embeddings [..., E] -> features [..., D]; noise ~ U[0, 1) per row, as the official code."""
+        noise = torch.rand(*embeddings.shape[:-1], self.noise_dim, device=embeddings.device,
+                           dtype=embeddings.dtype)
+        return self.net(torch.cat([embeddings, noise], -1))
+
+
+def class_prior(seen: torch.Tensor, gen_unseen_rate: float) -> torch.Tensor:
+    """CaGNet's step-2 label prior: weight 1 per seen class, 1 + rate per unseen class, normalised."""
+    weights = 1.0 + float(gen_unseen_rate) * (~seen).float()
+    return weights / weights.sum()
+
+
+def sample_groups(label: torch.Tensor, num_classes: int, ignore: int, n: int, per_image: bool = True,
+                  keep_image: torch.Tensor | None = None):
+    """Pixel indices for the GMMN: `n` draws with replacement from each (image, class) group.
+
+    label [B, h, w] -> (index [G, n] into the flattened pixels, class of each group [G]).
+    With per_image=False the groups are classes over the whole batch. `keep_image` [B] bool
+    drops images (the official code skips images that contain unseen pixels)."""
+    flat = label.flatten()
+    valid = flat != ignore
+    if keep_image is not None:
+        valid &= keep_image.view(-1, 1).expand_as(label.flatten(1)).flatten()
+    if not bool(valid.any()):
+        return None, None
+    group = flat.clamp(max=num_classes - 1)
+    if per_image:
+        image = torch.arange(label.shape[0], device=label.device).repeat_interleave(label[0].numel())
+        group = image * num_classes + group
+    ids = torch.unique(group[valid])
+    member = (group.unsqueeze(0) == ids.unsqueeze(1)) & valid.unsqueeze(0)  # [G, P]
+    index = torch.multinomial(member.float(), n, replacement=True)
+    return index, ids % num_classes
+
+
+def _downsample_labels(label: torch.Tensor, size) -> torch.Tensor:
+    if tuple(label.shape[-2:]) == tuple(size):
+        return label
+    return F.interpolate(label[:, None].float(), size=tuple(size), mode="nearest")[:, 0].long()
+
+
+@IMPLEMENTATIONS.register("zs3net")
+class ZS3Net(Method):
+    impl = "zs3net"
+
+    def __init__(self, cfg: dict, classes: ClassSpace):
+        super().__init__(cfg, classes)
+        self.protocol = cfg.get("protocol", "prior")
+        if self.protocol not in PROTOCOLS:
+            raise ZsbenchError(f"zs3net: protocol must be one of {', '.join(PROTOCOLS)}, not {self.protocol!r}")
+        dim = int(cfg.get("feature_dim", 256))
+        self.backbone = build_backbone(cfg.get("backbone", {}), dim)
+        self.classifier = nn.Conv2d(dim, classes.num_classes, 1)
+        gen = cfg.get("generator", {})
+        emb_dim = classes.embeddings.shape[1]
+        self.generator = GMMN(emb_dim, int(gen.get("noise_dim", emb_dim)), int(gen.get("hidden", 256)), dim,
+                              float(gen.get("dropout", 0.5)), float(gen.get("leaky_slope", 0.2)))
+        self.register_buffer("embeddings", classes.embeddings.clone().float(), persistent=False)
+        self.register_buffer("seen", classes.seen.clone(), persistent=False)
+
+    # ---- protocol ---------------------------------------------------------------------------
+    def protocol_flags(self) -> dict:
+        return {"uses_unseen_labels": self.protocol == "official-gt", "transductive": bool(self.transductive)}
+
+    # ---- stages -----------------------------------------------------------------------------
+    def stages(self) -> list[Stage]:
+        c = self.cfg
+        return [
+            Stage("segmentation", int(c["train"]["iterations"]), [Update("loss", "main")]),
+            Stage("generator", int(c["generator"]["iterations"]), [Update("mmd", "generator")]),
+            Stage("classifier", int(c["classifier_stage"]["iterations"]), [Update("loss", "classifier")]),
+        ]
+
+    def configure_optimizers(self, stage: Stage):
+        if stage.name == "segmentation":
+            t = self.cfg["train"]
+            head = [p for n, p in self.backbone.named_parameters() if n.startswith("head")]
+            body = [p for n, p in self.backbone.named_parameters() if not n.startswith("head")]
+            mult = t.get("head_lr_mult", 10.0)
+            groups = [
+                {"params": body, "lr_mult": 1.0},
+                {"params": [p for p in head if p.dim() > 1] + [self.classifier.weight], "lr_mult": mult},
+                {"params": [p for p in head if p.dim() <= 1] + [self.classifier.bias], "lr_mult": 2 * mult,
+                 "weight_decay": 0.0},
+            ]
+            opt, sched = sgd_poly(groups, t["lr"], stage.iterations, t.get("momentum", 0.9),
+                                  t.get("weight_decay", 5e-4), t.get("poly_power", 0.9), t.get("lr_decay_every", 1))
+            return {"main": (opt, sched)}
+        if stage.name == "generator":
+            g = self.cfg["generator"]
+            return {"generator": (adam(self.generator.parameters(), g.get("lr", 2e-4)), None)}
+        if stage.name == "classifier":
+            c = self.cfg["classifier_stage"]
+            opt, sched = sgd_poly([{"params": list(self.classifier.parameters())}], c["lr"], stage.iterations,
+                                  c.get("momentum", 0.9), c.get("weight_decay", 5e-4), c.get("poly_power", 0.9))
+            return {"classifier": (opt, sched)}
+        raise KeyError(stage.name)
+
+    def on_stage_start(self, stage: Stage, ctx) -> None:
+        frozen = {"segmentation": False, "generator": True, "classifier": True}[stage.name]
+        for p in self.backbone.parameters():
+            p.requires_grad_(not frozen)
+        for p in self.generator.parameters():
+            p.requires_grad_(stage.name == "generator")
+        self.classifier.requires_grad_(stage.name != "generator")
+        if stage.name == "classifier":
+            self._reset_classifier()
+
+    def on_stage_end(self, stage: Stage, ctx) -> None:
+        self.requires_grad_(True)
+
+    def _reset_classifier(self) -> None:
+        init = self.cfg["classifier_stage"].get("init", "default")
+        if init == "rand":  # the official `--random_last_layer`: uniform [0, 1) weights and bias
+            nn.init.uniform_(self.classifier.weight, 0.0, 1.0)
+            nn.init.uniform_(self.classifier.bias, 0.0, 1.0)
+        elif init == "default":
+            self.classifier.reset_parameters()
+        else:
+            raise ZsbenchError(f"zs3net: classifier_stage.init must be 'default' or 'rand', not {init!r}")
+
+    # ---- training ---------------------------------------------------------------------------
+    def training_step(self, batch: dict, stage: Stage, iteration: int) -> dict:
+        if stage.name == "segmentation":
+            return self._segmentation_step(batch)
+        if stage.name == "generator":
+            return self._generator_step(batch)
+        return self._classifier_step(batch)
+
+    def _ce(self, logits: torch.Tensor, target: torch.Tensor, weight=None) -> torch.Tensor:
+        if logits.shape[-2:] != target.shape[-2:]:
+            logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+        loss = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=self.classes.ignore_index)
+        if self.cfg["train"].get("batch_average", False):  # official `batch_average`: divide again by B
+            loss = loss / target.shape[0]
+        return loss
+
+    def _segmentation_step(self, batch: dict) -> dict:
+        return {"loss": self._ce(self.classifier(self.backbone(batch["image"])), batch["label"])}
+
+    @torch.no_grad()
+    def _frozen_features(self, images: torch.Tensor, mode: str = "eval") -> torch.Tensor:
+        self.backbone.train(mode == "train")
+        return self.backbone(images).float()
+
+    def _unseen_in_image(self, batch: dict) -> torch.Tensor | None:
+        """[B] bool: image has an unseen ground-truth pixel (official-gt protocol only)."""
+        if self.protocol != "official-gt":
+            return None
+        if "label_all" not in batch:
+            raise ZsbenchError("zs3net protocol official-gt needs the unseen labels (label_all), but the run "
+                               "did not pass them; the run must be flagged uses_unseen_labels")
+        lab = batch["label_all"]
+        unseen = ~self.seen[lab.clamp(max=self.classes.num_classes - 1)] & (lab != self.classes.ignore_index)
+        return unseen.flatten(1).any(1)
+
+    def _generator_step(self, batch: dict) -> dict:
+        g = self.cfg["generator"]
+        feats = self._frozen_features(batch["image"])  # [B, D, h, w]
+        label = _downsample_labels(batch["label"], feats.shape[-2:])
+        has_unseen = self._unseen_in_image(batch)
+        keep = None if has_unseen is None else ~has_unseen  # official: only images without unseen pixels
+        index, cls = sample_groups(label, self.classes.num_classes, self.classes.ignore_index,
+                                   int(g.get("samples", 128)), g.get("group", "image") == "image", keep)
+        if index is None:
+            return {}
+        real = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])[index]  # [G, n, D]
+        self.generator.train()
+        fake = self.generator(self.embeddings[cls].unsqueeze(1).expand(-1, index.shape[1], -1))
+        sigmas = tuple(g.get("sigmas", ZS3NET_SIGMAS))
+        return {"mmd": mmd(fake, real, sigmas, eps=1e-8).mean()}
+
+    def _classifier_step(self, batch: dict) -> dict:
+        c = self.cfg["classifier_stage"]
+        feats = self._frozen_features(batch["image"], c.get("backbone_mode", "eval"))
+        self.generator.train(c.get("generator_dropout", True))
+        weight = torch.ones(self.classes.num_classes, device=feats.device)
+        weight[~self.seen] = float(c.get("unseen_weight", 1.0))
+        if self.protocol == "official-gt":
+            return {"loss": self._official_gt_loss(batch, feats, weight)}
+        # Real features of the labelled pixels, scored at the label's resolution.
+        real_loss = self._ce(self.classifier(feats), batch["label"], weight)
+        # Generated features with labels drawn from the class prior (no unseen ground truth).
+        n_fake = int(c.get("fake_pixels", 0)) or feats.shape[0] * feats.shape[2] * feats.shape[3]
+        prior = class_prior(self.seen, c.get("gen_unseen_rate", 9))
+        fake_label = torch.multinomial(prior, n_fake, replacement=True)
+        with torch.no_grad():
+            fake = self.generator(self.embeddings[fake_label])
+        fake_logits = F.linear(fake, self.classifier.weight.flatten(1), self.classifier.bias)
+        fake_loss = F.cross_entropy(fake_logits, fake_label, weight=weight)
+        return {"loss": real_loss + float(c.get("fake_weight", 1.0)) * fake_loss,
+                "real": real_loss.detach(), "fake": fake_loss.detach()}
+
+    def _official_gt_loss(self, batch: dict, feats: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Official stage 3: in every image with an unseen pixel, each labelled pixel gets a generated
+        feature of its ground-truth class (seen or unseen) and unlabelled pixels get zeros."""
+        label_all = batch["label_all"]
+        has_unseen = self._unseen_in_image(batch)
+        if bool(has_unseen.any()):
+            lab = _downsample_labels(label_all, feats.shape[-2:])
+            valid = lab != self.classes.ignore_index
+            with torch.no_grad():
+                fake = self.generator(self.embeddings[lab.clamp(max=self.classes.num_classes - 1)])
+            fake = torch.where(valid.unsqueeze(-1), fake, torch.zeros_like(fake)).permute(0, 3, 1, 2)
+            feats = torch.where(has_unseen.view(-1, 1, 1, 1), fake, feats)
+        return self._ce(self.classifier(feats), label_all, weight)
+
+    # ---- inference --------------------------------------------------------------------------
+    def predict(self, images: torch.Tensor, size=None) -> torch.Tensor:
+        logits = self.classifier(self.backbone(images))
+        if size is not None and tuple(logits.shape[-2:]) != tuple(size):
+            logits = F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=False)
+        return logits
