@@ -64,14 +64,16 @@ def test_confident_rule_never_relabels_labelled_pixels_and_never_emits_seen():
 
 def test_histogram_threshold_keeps_the_top_percent():
     g = torch.Generator().manual_seed(0)
-    conf = torch.rand(20000, generator=g) ** 0.2  # skewed towards 1, like a trained network
-    pred = torch.randint(K, (20000,), generator=g)
+    scores = torch.randn(20000, K, generator=g) * 6  # confident, like a trained network
+    key, pred = confidence_key(scores)
+    conf = scores.double().softmax(1).max(1).values
+    assert torch.allclose(key.double(), -torch.log1p(-conf), atol=1e-3, rtol=1e-3)
+    assert torch.equal(pred, scores.argmax(1))
     hist = ConfidenceHistogram(K, 4096, "cpu")
-    hist.update(pred, confidence_key(conf), torch.ones_like(pred, dtype=torch.bool))
+    hist.update(pred, key, torch.ones_like(pred, dtype=torch.bool))
     thr = hist.thresholds(25.0)
     for c in range(K):
-        keys = confidence_key(conf[pred == c])
-        kept = float((keys >= thr[c]).float().mean())
+        kept = float((key[pred == c] >= thr[c]).float().mean())
         assert 0.25 <= kept < 0.26, (c, kept)
     empty = ConfidenceHistogram(K, 16, "cpu")
     assert torch.isinf(empty.thresholds(25.0)).all()

@@ -40,6 +40,13 @@ def _check_card_file(path: Path) -> list[str]:
         except ZsbenchError as exc:
             problems.append(str(exc))
             continue
+        if card.wraps:
+            from .methods.self_training import check_st_cfg
+
+            try:
+                check_st_cfg(cfg.get("self_training"))
+            except ZsbenchError as exc:
+                problems.append(f"{path} ({dataset}): {exc}")
         backbone = cfg.get("backbone", {}).get("name", "small-cnn")
         if backbone not in BACKBONES:
             problems.append(f"{path}: field 'backbone.name' ({dataset}): unknown backbone {backbone!r}; "

@@ -42,8 +42,8 @@ import torch.nn.functional as F
 from ..errors import ZsbenchError
 from .base import IMPLEMENTATIONS, Method, Stage
 
-__all__ = ["SUFFIX", "wrap", "resolve", "topk_pseudo_labels", "confident_pseudo_labels", "ConfidenceHistogram",
-           "SelfTrainingMixin"]
+__all__ = ["SUFFIX", "wrap", "resolve", "check_st_cfg", "topk_pseudo_labels", "confident_pseudo_labels",
+           "confidence_key", "ConfidenceHistogram", "SelfTrainingMixin"]
 
 SUFFIX = "+st"
 STYLES = ("online", "offline")
@@ -71,23 +71,30 @@ def confident_pseudo_labels(label: torch.Tensor, scores: torch.Tensor, unseen: t
     """ZS3Net's rule with per-class thresholds [K] (+inf for seen classes and unused ones).
 
     At ignored pixels predicted as an unseen class c with confidence >= thresholds[c], c."""
-    conf, pred = scores.float().softmax(1).max(1)
-    take = (label == ignore) & unseen[pred] & (confidence_key(conf) >= thresholds[pred])
+    key, pred = confidence_key(scores)
+    take = (label == ignore) & unseen[pred] & (key >= thresholds[pred])
     return torch.where(take, pred, label)
 
 
-def confidence_key(conf: torch.Tensor) -> torch.Tensor:
-    """A monotone stretch of the softmax confidence, -log(1 - p), so that histogram bins stay fine
-    where trained networks put most pixels (p close to 1)."""
-    return -torch.log1p(-conf.clamp(max=1 - 1e-7))
+def confidence_key(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """scores [B, K, ...] -> (-log(1 - p), argmax), p the softmax probability of the argmax class.
+
+    A monotone stretch of the confidence that keeps resolution where trained networks put most
+    pixels (p close to 1, where float32 softmax rounds to exactly 1): computed from log-sum-exps,
+    log sum_j e^s_j - log sum_{j != argmax} e^s_j."""
+    scores = scores.float()
+    pred = scores.argmax(1, keepdim=True)
+    others = scores.scatter(1, pred, float("-inf"))
+    return torch.logsumexp(scores, 1) - torch.logsumexp(others, 1), pred[:, 0]
 
 
 class ConfidenceHistogram:
     """Per-class histograms of `confidence_key` on the device: the top-p % threshold of each class
-    over a whole training set without keeping every pixel (VOC has ~10^9 pixels)."""
+    over a whole training set without keeping every pixel (VOC has ~10^9 pixels). Keys above
+    `upper` (p > 1 - e^-upper) share the last bin."""
 
-    def __init__(self, num_classes: int, bins: int, device, upper: float = 16.2):
-        self.k, self.bins, self.upper = num_classes, bins, upper  # -log(1e-7) = 16.1
+    def __init__(self, num_classes: int, bins: int, device, upper: float = 40.0):
+        self.k, self.bins, self.upper = num_classes, bins, upper
         self.counts = torch.zeros(num_classes, bins, dtype=torch.long, device=device)
 
     def update(self, pred: torch.Tensor, key: torch.Tensor, mask: torch.Tensor) -> None:
@@ -120,7 +127,7 @@ class SelfTrainingMixin:
         super().__init__(base_cfg, classes)
         # Without a self_training section the class behaves exactly like its base (calibration
         # proxies built with type(self)(...) rely on this).
-        self.st_cfg = _check_st_cfg(st) if st is not None else None
+        self.st_cfg = check_st_cfg(st) if st is not None else None
         self.__dict__["_teacher"] = None  # not a submodule: never saved, never moved by .to()
         self._thresholds: torch.Tensor | None = None
         self._pseudo_counts = torch.zeros(classes.num_classes, dtype=torch.long)
@@ -243,6 +250,7 @@ class SelfTrainingMixin:
         teacher.eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
+            p.grad = None
         self.__dict__["_teacher"] = teacher
         self._thresholds = self._fit_thresholds(ctx, teacher)
 
@@ -255,10 +263,9 @@ class SelfTrainingMixin:
         ctx.reporter.stage_start("self-training: rank pseudo-labels", len(loader))
         for batch in loader:
             b = ctx.to_device(batch, ctx.train_lut)
-            scores = teacher.predict(b["image"], b["label"].shape[-2:])
-            conf, pred = scores.float().softmax(1).max(1)
+            key, pred = confidence_key(teacher.predict(b["image"], b["label"].shape[-2:]))
             candidate = (b["label"] == self.classes.ignore_index) & unseen[pred]
-            hist.update(pred, confidence_key(conf), candidate)
+            hist.update(pred, key, candidate)
             ctx.reporter.advance(1)
         ctx.reporter.stage_end()
         thresholds = hist.thresholds(float(self.st_cfg["percent"]))
@@ -297,13 +304,13 @@ class SelfTrainingMixin:
         st = {"style": self.st_cfg["style"],
               "pseudo_labelled_pixels": {names[i]: int(self._pseudo_counts[i]) for i in unseen}}
         if self._thresholds is not None:
-            st["thresholds_neg_log1m_conf"] = {names[i]: float(self._thresholds[i]) for i in unseen}
+            st["thresholds_neg_log_1_minus_p"] = {names[i]: float(self._thresholds[i]) for i in unseen}
             st["candidate_pixels"] = {names[i]: int(self._candidates[i]) for i in unseen}
         self.__dict__["_teacher"] = None  # free the copy
         return {**facts, "self_training": st}
 
 
-def _check_st_cfg(st) -> dict:
+def check_st_cfg(st) -> dict:
     if not isinstance(st, dict):
         raise ZsbenchError("self_training: must be a mapping (see methods/self_training/README.md)")
     unknown = sorted(set(st) - _KNOWN_KEYS)
@@ -334,8 +341,9 @@ def wrap(base: type[Method]) -> type[Method]:
 
 def resolve(name: str):
     """Registry fallback: '<impl>+st' -> wrap(IMPLEMENTATIONS['<impl>'])."""
-    if name.endswith(SUFFIX) and name[: -len(SUFFIX)] in IMPLEMENTATIONS:
-        return wrap(IMPLEMENTATIONS.get(name[: -len(SUFFIX)]))
+    base = name[: -len(SUFFIX)]
+    if name.endswith(SUFFIX) and not base.endswith(SUFFIX) and base in IMPLEMENTATIONS:
+        return wrap(IMPLEMENTATIONS.get(base))
     return None
 
 
