@@ -64,6 +64,7 @@ def test_kernel_sum_diagonal_is_number_of_kernels():
     assert torch.allclose(k.diagonal(), torch.full((5,), 3.0))
 
 
+@pytest.mark.slow
 def test_training_the_generator_lowers_the_mmd():
     """A GMMN conditioned on two class embeddings learns two toy Gaussian feature clusters."""
     torch.manual_seed(0)

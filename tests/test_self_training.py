@@ -107,7 +107,8 @@ def test_plus_st_card_file_takes_precedence():
 def test_wrapper_card_errors(tmp_path):
     (tmp_path / "fam").mkdir()
     (tmp_path / "self_training").mkdir()
-    (tmp_path / "self_training" / "_defaults.yaml").write_text("version: 1\nconfig: {self_training: {style: online, top_k: 1}}\n")
+    (tmp_path / "self_training" / "_defaults.yaml").write_text(
+        "version: 1\nconfig: {self_training: {style: online, top_k: 1}}\n")
     (tmp_path / "fam" / "a.yaml").write_text("name: a\nversion: 1\nimpl: spnet\ntitle: A\npaper: P\nconfig: {x: 1}\n")
     (tmp_path / "fam" / "a+st.yaml").write_text(
         "name: a+st\nversion: 1\nimpl: zs3net+st\nwraps: a\ntitle: A\npaper: P\nconfig: {}\n")
@@ -189,3 +190,39 @@ def test_unknown_self_training_key_is_refused():
     with pytest.raises(ZsbenchError, match="self_training.topk: unknown key"):
         st_cls(cfg, _classes())
     json.dumps(cfg)  # cards stay plain data
+
+
+def test_stage_train_images_all_readmits_images_dropped_by_the_split(tmp_path):
+    """Under a drop_images_with_unseen split, a stage with train_images='all' (what self-training
+    uses) draws from every training image; the others from the split's kept images only."""
+    from zsseg_bench.datasets import build_dataset
+    from zsseg_bench.engine import TrainContext
+    from zsseg_bench.methods.base import Method, Stage
+    from zsseg_bench.runner import train_indices
+    from zsseg_bench.splits import load_split
+
+    split = load_split("synthetic-bg-9-3")
+    data = build_dataset("synthetic", "train", None, {"n_train": 30, "size": 16})
+    kept = train_indices(split, data)
+    assert 0 < len(kept) < 30
+
+    class Recorder(Method):
+        def __init__(self):
+            super().__init__({}, None)
+            self.seen_indices = {}
+
+        def stages(self):
+            return [Stage("split", 6, batch_size=5), Stage("all", 6, batch_size=5, train_images="all")]
+
+        def configure_optimizers(self, stage):
+            return {}
+
+        def training_step(self, batch, stage, it):
+            self.seen_indices.setdefault(stage.name, set()).update(batch["index"].tolist())
+            return {}
+
+    ctx = TrainContext(split=split, train_set=data, device=torch.device("cpu"), seed=0, cfg={}, train_indices=kept)
+    rec = Recorder()
+    ctx.fit(rec)
+    assert rec.seen_indices["split"] <= set(kept.tolist())
+    assert rec.seen_indices["all"] == set(range(30))

@@ -37,7 +37,6 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import ZsbenchError
 from .base import IMPLEMENTATIONS, Method, Stage
