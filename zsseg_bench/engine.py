@@ -181,7 +181,8 @@ class TrainContext:
         if indices is None and stage.train_images == "all":
             indices = np.arange(len(self.train_set))
         elif stage.train_images not in ("split", "all"):
-            raise ZsbenchError(f"stage {stage.name!r}: train_images must be 'split' or 'all', not {stage.train_images!r}")
+            raise ZsbenchError(f"stage {stage.name!r}: train_images must be 'split' or 'all', "
+                               f"not {stage.train_images!r}")
         method.on_stage_start(stage, self)
         optimizers = method.configure_optimizers(stage)
         data = self.batches(gen, indices, lut, stage.batch_size)
