@@ -201,13 +201,22 @@ class ZS3Net(Method):
             loss = loss / target.shape[0]
         return loss
 
+    def _features(self, images: torch.Tensor) -> torch.Tensor:
+        """The feature map. A multi-scale backbone returns several maps; like SPNet's inference we
+        take its last output."""
+        out = self.backbone(images)
+        return out[-1] if isinstance(out, (list, tuple)) else out
+
     def _segmentation_step(self, batch: dict) -> dict:
-        return {"loss": self._ce(self.classifier(self.backbone(batch["image"])), batch["label"])}
+        out = self.backbone(batch["image"])
+        outputs = out if isinstance(out, (list, tuple)) else [out]
+        # As SPNet, a multi-scale backbone's loss is summed over its outputs.
+        return {"loss": sum(self._ce(self.classifier(f), batch["label"]) for f in outputs)}
 
     @torch.no_grad()
     def _frozen_features(self, images: torch.Tensor, mode: str = "eval") -> torch.Tensor:
         self.backbone.train(mode == "train")
-        return self.backbone(images).float()
+        return self._features(images).float()
 
     def _unseen_in_image(self, batch: dict) -> torch.Tensor | None:
         """[B] bool: image has an unseen ground-truth pixel (official-gt protocol only)."""
@@ -273,7 +282,7 @@ class ZS3Net(Method):
 
     # ---- inference --------------------------------------------------------------------------
     def predict(self, images: torch.Tensor, size=None) -> torch.Tensor:
-        logits = self.classifier(self.backbone(images))
+        logits = self.classifier(self._features(images))
         if size is not None and tuple(logits.shape[-2:]) != tuple(size):
             logits = F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=False)
         return logits
