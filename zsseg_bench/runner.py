@@ -21,6 +21,7 @@ import torch
 from .cards import Card, list_cards, load_card, resolve_config
 from .checkpoints import save_checkpoint
 from .datasets import build_dataset
+from .datasets.presence import class_presence
 from .embeddings import split_embeddings
 from .engine import Reporter, StageCache, TrainContext
 from .errors import ZsbenchError
@@ -33,7 +34,8 @@ __all__ = ["RunRequest", "run_one", "run_comparison", "default_methods", "DEFAUL
 
 # The split a dataset uses when --split is not given.
 DEFAULT_SPLITS = {"synthetic": "synthetic-9-3", "voc12": "voc12-15-5", "context": "context33-29-4",
-                  "cocostuff": "cocostuff-167-15"}
+                  "cocostuff": "cocostuff-167-15", "cocostuff10k": "cocostuff10k-ws-s1", "ade20k": "ade20k-ws-s1",
+                  "coco": "coco20i-f0"}
 
 
 @dataclass
@@ -80,13 +82,17 @@ def _split_for(req: RunRequest) -> Split:
 
 
 def train_indices(split: Split, dataset) -> np.ndarray:
-    """Training images after the split's policy (drop_images_with_unseen removes some)."""
+    """Training images after the split's policy (drop_images_with_unseen removes some).
+
+    Uses the per-image class presence, computed in parallel once and cached on disk for
+    datasets read from files (datasets/presence.py).
+    """
     n = len(dataset)
     if split.train_policy != "drop_images_with_unseen":
         return np.arange(n)
-    unseen_raw = np.array([split.classes.id_of(c) for c in split.unseen])
-    keep = [i for i in range(n) if not np.isin(dataset.raw_label(i), unseen_raw).any()]
-    return np.array(keep, dtype=np.int64)
+    presence = class_presence(dataset)
+    unseen_raw = [split.classes.id_of(c) for c in split.unseen]
+    return np.flatnonzero(~presence[:, unseen_raw].any(axis=1)).astype(np.int64)
 
 
 class _Datasets:
@@ -116,6 +122,7 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
     device = resolve_device(req.device)
     data_cfg = dict(cfg.get("dataset", {}))
     data_root = req.data_root or data_cfg.pop("root", None)
+    data_cfg.setdefault("classes", split.classes.name)  # the label space a multi-space dataset must yield
     train_set = _DATASETS.get(req.dataset, "train", data_root, data_cfg)
     test_set = _DATASETS.get(req.dataset, "test", data_root, data_cfg)
     embeddings = split_embeddings(split, train_set, cfg.get("embeddings"))
