@@ -105,9 +105,9 @@ def check(
     for r in reports:
         for w in r.warnings:
             console.print(f"[yellow]warning[/] ({r.part}): {w}")
-    problems = [p for r in reports for p in r.problems]
-    for p in problems:
-        typer.echo("error: " + " ".join(str(p).split()), err=True)
+    problems = list(dict.fromkeys(" ".join(str(p).split()) for r in reports for p in r.problems))
+    for p in problems:  # one line each, naming the file (a layout problem shared by both parts once)
+        typer.echo("error: " + p, err=True)
     if problems:
         raise typer.Exit(1)
     console.print(f"[green]ok[/]: {sum(r.checked for r in reports)} images checked, no problems")

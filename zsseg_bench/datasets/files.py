@@ -45,12 +45,13 @@ def read_image(path: Path) -> torch.Tensor:
     """uint8 [3, H, W] RGB."""
     try:
         with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"))
+            arr = np.array(im.convert("RGB"))  # a writable copy: torch refuses read-only buffers
     except FileNotFoundError:
         raise ZsbenchError(f"{path}: image file missing; run 'zsbench data check'") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ZsbenchError(f"{path}: cannot decode image ({type(exc).__name__}); the file is damaged, replace it") from None
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+    # A [3, H, W] view of the HWC buffer (channels-last strides), which the uint8 resize kernels like.
+    return torch.from_numpy(arr).permute(2, 0, 1)
 
 
 def read_label(path: Path) -> np.ndarray:
