@@ -61,7 +61,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=10)
     ap.add_argument("--pin-memory", action="store_true", help="pin batches (only takes effect with an accelerator)")
     ap.add_argument("--root", type=Path, default=None, help="reuse/keep the generated tree here")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads of the main process (workers always use 1); 1 avoids OpenMP "
+                         "oversubscription when the transforms run in the main process (workers 0)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
 
     tmp = None
     root = args.root
@@ -73,7 +77,8 @@ def main() -> None:
         make_voc_devkit(root, n_train=args.images, n_val=1, size=(375, 500))
         print(f"generated {args.images} 500x375 JPEG + palette PNG pairs in {time.perf_counter() - t:.1f} s at {root}")
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
-          f"torch threads {torch.get_num_threads()}, pin_memory={args.pin_memory}")
+          f"torch threads {torch.get_num_threads()}, pin_memory={args.pin_memory}, "
+          f"load average {os.getloadavg()[0]:.1f} at start")
     print("| workers | images/s | ms/image |")
     print("| ---: | ---: | ---: |")
     for w in args.workers:

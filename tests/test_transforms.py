@@ -19,16 +19,25 @@ def _item(h=37, w=53, seed=0):
             "index": 0, "name": "x"}
 
 
-@pytest.mark.parametrize("size", [(513, 513), (11, 70), (37, 53), (5, 5)])
-def test_resize_label_is_nearest_and_invents_no_values(size):
+@pytest.mark.parametrize("dtype", [torch.int64, torch.uint8])
+@pytest.mark.parametrize("size", [(513, 513), (11, 70), (37, 53), (5, 5), (100, 17)])
+def test_resize_label_is_nearest_and_invents_no_values(size, dtype):
     item = _item()
+    item["label"] = item["label"].to(dtype)
     out = resize_label(item["label"], size)
-    assert out.shape == size and out.dtype == torch.int64
+    assert out.shape == size and out.dtype == dtype
     assert set(out.unique().tolist()) <= set(item["label"].unique().tolist())
     # exact nearest neighbour at pixel centres
     ys = ((np.arange(size[0]) + 0.5) * 37 / size[0]).astype(int)
     xs = ((np.arange(size[1]) + 0.5) * 53 / size[1]).astype(int)
     np.testing.assert_array_equal(out.numpy(), item["label"].numpy()[ys][:, xs])
+
+
+def test_labels_beyond_uint8_keep_their_values():
+    item = _item()
+    item["label"][5:9, 5:9] = 300  # a 16-bit label map
+    out = TrainTransform(scale=(1.3, 1.3), crop=(30, 30))(item)
+    assert out["label"].dtype == torch.int64 and set(out["label"].unique().tolist()) <= set(range(21)) | {255, 300}
 
 
 def test_resize_image_is_bilinear_uint8():

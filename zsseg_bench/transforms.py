@@ -54,11 +54,17 @@ def _centres(n_in: int, n_out: int) -> torch.Tensor:
 
 
 def resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Nearest-neighbour resize of an integer [H, W] mask: every output value is an input value."""
+    """Nearest-neighbour resize of an integer [H, W] mask: every output value is an input value.
+
+    Source pixel of output (i, j) = floor((i + 0.5) * H / H'), the same for both dtypes: uint8 masks
+    go through torch's "nearest-exact" kernel (fast), others through two index gathers.
+    """
     if tuple(label.shape[-2:]) == tuple(size):
         return label
+    if label.dtype == torch.uint8:
+        return F.interpolate(label[None, None], size=size, mode="nearest-exact")[0, 0]
     h, w = label.shape[-2:]
-    return label[_centres(h, size[0])[:, None], _centres(w, size[1])[None, :]]
+    return label.index_select(0, _centres(h, size[0])).index_select(1, _centres(w, size[1]))
 
 
 def pad_pair(image, label, size: tuple[int, int], fill: tuple[int, int, int], ignore_index: int,
@@ -116,6 +122,10 @@ class TrainTransform:
 
     def __call__(self, item: dict) -> dict:
         image, label = item["image"], item["label"]
+        dtype = label.dtype
+        if dtype != torch.uint8 and self.ignore_index < 256 and label.numel() and 0 <= int(label.min()) \
+                and int(label.max()) < 256:
+            label = label.to(torch.uint8)  # 8x less memory traffic and the fast resize kernel
         if self.warp is not None:
             image, label = resize_image(image, self.warp), resize_label(label, self.warp)
         if self.scale is not None:
@@ -134,7 +144,7 @@ class TrainTransform:
             image, label = crop_pair(image, label, self.crop, top, left)
         if self.flip and float(torch.rand(())) < 0.5:
             image, label = hflip_pair(image, label)
-        return {**item, "image": image.contiguous(), "label": label.contiguous()}
+        return {**item, "image": image.contiguous(), "label": label.to(dtype).contiguous()}
 
 
 @dataclass
@@ -154,10 +164,13 @@ class EvalTransform:
         return (int(math.floor(h * s + 0.5)), int(math.floor(w * s + 0.5)))
 
     def __call__(self, item: dict) -> dict:
-        size = self._size(*item["label"].shape[-2:])
+        label = item["label"]
+        size = self._size(*label.shape[-2:])
         out = {**item, "image": resize_image(item["image"], size).contiguous()}
         if self.label_at == "input":
-            out["label"] = resize_label(item["label"], size).contiguous()
+            small = label.numel() and 0 <= int(label.min()) and int(label.max()) < 256
+            resized = resize_label(label.to(torch.uint8) if small else label, size)
+            out["label"] = resized.to(label.dtype).contiguous()
         return out
 
 
