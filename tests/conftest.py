@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny run settings, a hand-made split, the ../shared folder when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+# Small enough that a run of one method takes a few seconds on 2 CPU cores.
+TINY = ["train.iterations=25", "dataset.n_train=96", "dataset.n_test=32", "calibration.proxy_iterations=15",
+        "eval.batch_size=32", "log_every=10"]
+
+
+@pytest.fixture
+def tiny():
+    return list(TINY)
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip("../shared is not present")
+    return SHARED
+
+
+HAND_CLASSES = ["background", "cat", "cow", "dog", "sheep", "train"]
+
+
+@pytest.fixture
+def hand_split(tmp_path) -> Path:
+    """A 6-class split (background scored as seen; sheep and train unseen) written to tmp_path."""
+    (tmp_path / "classes").mkdir()
+    (tmp_path / "classes" / "hand.txt").write_text("".join(f"{i}\t{n}\n" for i, n in enumerate(HAND_CLASSES)))
+    (tmp_path / "hand").mkdir()
+    path = tmp_path / "hand" / "hand-4-2.yaml"
+    path.write_text("""format: 1
+name: hand-4-2
+version: 1
+dataset: hand
+classes: hand
+unseen: [sheep, train]
+excluded: []
+background: seen
+ignore_index: 255
+train_policy: ignore_unseen_pixels
+source: {paper: "hand-made test split", table: "tests/conftest.py"}
+""")
+    return path
