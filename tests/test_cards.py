@@ -31,6 +31,7 @@ def test_parse_override_reads_yaml_values():
     assert parse_override("a.b=3") == (["a", "b"], 3)
     assert parse_override("x=[1, 2]") == (["x"], [1, 2])
     assert parse_override("name=small-cnn") == (["name"], "small-cnn")
+    assert parse_override("train.lr=1e-4") == (["train", "lr"], 1e-4)  # a string in YAML 1.1
     with pytest.raises(ZsbenchError):
         parse_override("novalue")
 

@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import yaml
+from .yamlio import YAMLError, load_yaml
 
 from .errors import ZsbenchError, did_you_mean
 from .paths import splits_dir
@@ -205,8 +205,8 @@ def _fail(path: Path, fieldname: str, problem: str) -> ZsbenchError:
 def _parse(path: Path, base: Path | None) -> Split:
     text = path.read_bytes()
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        raw = load_yaml(text)
+    except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise ZsbenchError(f"{path}: not valid YAML{where}; fix the syntax") from None

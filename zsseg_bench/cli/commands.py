@@ -273,4 +273,5 @@ def ls(what: str = typer.Argument(..., help="methods | datasets | splits | metri
         frame = pd.DataFrame({what[:-1]: reg.names()})
     else:
         raise ZsbenchError(f"zsbench ls {what!r}: choose methods, datasets, splits, metrics, backbones or embeddings")
-    console.print(_rich_table(frame))
+    key = list(frame.columns[:1])
+    print_packed(frame.astype(str), key, [[c] for c in frame.columns[1:]])
