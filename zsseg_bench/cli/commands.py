@@ -47,6 +47,7 @@ def run(
     out: Path = typer.Option(None, "--out", "-o", help="Where run folders go (default ./results/runs)."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="Root folder of a real dataset."),
     overrides: List[str] = typer.Option(None, "--set", help="Config override key=value (repeatable)."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write <batch>/report/ (zsbench report)."),
 ):
     """Train and evaluate methods; write one run record each and print the comparison table."""
     from ..runner import default_methods, run_comparison
@@ -66,6 +67,10 @@ def run(
     written = write_tables(summary, batch / "comparison")
     console.print(_rich_table(format_summary(summary), title=f"{dataset} / {summary['split'].iloc[0]}"))
     console.print(f"run records: [bold]{batch}[/]  (table: {written[0]})")
+    if report:
+        from ..report import make_report
+
+        console.print(f"report: [bold]{make_report([batch], batch / 'report', command=f'zsbench report {batch}')}[/]")
 
 
 @command("score", epilog="Examples:\n\n  zsbench score results/runs/<batch>/<run>/confusion.npy --split synthetic-9-3\n\n"
