@@ -38,6 +38,7 @@ __all__ = ["RunData", "load_runs", "make_report", "Document"]
 
 MARKER = ".zsbench-report"
 MAIN_METRICS = ("hIoU", "mIoU", "S-mIoU", "U-mIoU")
+_ABSENT = {"nan": "left out (NaN)", "zero": "counted as 0"}  # metrics/scores.py, Protocol.absent
 
 
 # ---- the runs ------------------------------------------------------------------------------------
@@ -120,7 +121,7 @@ class Document:
                 out.append("\n".join(f"- {item}" for item in block[1]))
             elif kind == "table":
                 frame = _cells(block[1])
-                out.append(tabulate(frame, headers="keys", tablefmt="github", showindex=False))
+                out.append(tabulate(frame, headers="keys", tablefmt="github", showindex=False, disable_numparse=True))
             elif kind == "img":
                 out.append(f"![{block[2]}]({block[1]})")
         return "\n\n".join(out) + "\n"
@@ -255,7 +256,7 @@ def _protocol_table(runs: list[RunData]) -> pd.DataFrame:
             "status": rec.get("status"),
             "split": f"{sp.get('name')} v{sp.get('version')} ({str(sp.get('sha256', ''))[:12]})",
             "train policy": sp.get("train_policy"), "background": sp.get("background"),
-            "eval mode": proto.get("eval_mode", "–"), "absent classes": proto.get("absent", "–"),
+            "eval mode": proto.get("eval_mode", "–"), "absent classes": _ABSENT.get(proto.get("absent"), proto.get("absent", "–")),
             "unseen labels used": "yes" if flags.get("uses_unseen_labels") else "no",
             "transductive": "yes" if flags.get("transductive") else "no",
             "calibration": (f"γ={cal.get('gamma'):.3g} ({cal.get('chosen_by')})"
