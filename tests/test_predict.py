@@ -17,7 +17,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from zsseg_bench.cli import app
-from zsseg_bench.palette import decode_palette_png, encode_palette_png, voc_palette
+from zsseg_bench.palette import decode_palette_png, encode_palette_png, palette_for, voc_palette
 from zsseg_bench.runner import RunRequest, run_one
 
 TINY = ["train.iterations=3", "dataset.n_train=16", "dataset.n_test=8", "data.batch_size=8",
@@ -64,6 +64,12 @@ def test_palette_png_of_a_known_mask_has_the_voc_colours(tmp_path):
     expected = np.array([[[0, 0, 0], [128, 0, 0], [0, 128, 0]], [[128, 128, 0], [192, 128, 128], [224, 224, 192]]])
     assert (rgb == expected).all()
     assert (decode_palette_png(path) == mask).all()
+    # the synthetic benchmark takes VOC's colours by class name: its cat (1), sheep (4) and boat (8)
+    # get VOC's cat (8), sheep (17) and boat (4) colours; background and void stay black and cream
+    synthetic = palette_for("synthetic")
+    assert synthetic[[0, 1, 4, 8, 255]].tolist() == [[0, 0, 0], [64, 0, 0], [128, 64, 0], [0, 0, 128],
+                                                      [224, 224, 192]]
+    assert len({tuple(c) for c in synthetic[:13]}) == 13
 
 
 def test_predict_writes_pngs_for_rgb_gray_rgba_any_size(run_dir, images, tmp_path):
@@ -79,7 +85,7 @@ def test_predict_writes_pngs_for_rgb_gray_rgba_any_size(run_dir, images, tmp_pat
             rgb = np.asarray(image.convert("RGB"))
         ids = decode_palette_png(pred)
         assert set(np.unique(ids)) <= SYNTHETIC_IDS, name
-        assert (rgb == voc_palette()[ids]).all()
+        assert (rgb == palette_for("synthetic")[ids]).all()
         with Image.open(overlay) as image:
             assert image.mode == "RGB"
             assert image.width > size[0] and image.height >= size[1], name  # the legend is beside the image

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from zsseg_bench.cli import app
 from zsseg_bench.metrics.scores import harmonic
-from zsseg_bench.palette import decode_palette_png, voc_palette
+from zsseg_bench.palette import decode_palette_png, palette_for
 from zsseg_bench.records import RunRecord
 
 TINY = ["--set", "train.iterations=3", "--set", "dataset.n_train=32", "--set", "dataset.n_test=24",
@@ -117,7 +117,7 @@ def test_stored_predictions_same_images_for_every_method_of_a_seed(batch):
         assert len(stored["images"]) == 4
         index[(run["method"], run["seed"])] = [e["index"] for e in stored["images"]]
         assert all(e["has_unseen"] for e in stored["images"])  # enough test images show an unseen class
-        palette = voc_palette()
+        palette = palette_for("synthetic")
         for e in stored["images"]:
             path = run_json.parent / "predictions" / e["file"]
             ids = decode_palette_png(path)
@@ -125,7 +125,7 @@ def test_stored_predictions_same_images_for_every_method_of_a_seed(batch):
             with Image.open(path) as image:
                 assert image.mode == "P"
                 rgb = np.asarray(image.convert("RGB"))
-            assert (rgb == palette[ids]).all()  # the PNG carries the VOC palette
+            assert (rgb == palette[ids]).all()  # the PNG carries the dataset's palette
             assert set(np.unique(ids)) <= set(range(1, 13))  # object classes only: background is excluded
     assert index[("spnet", 0)] == index[("spnet-c", 0)]
     assert index[("spnet", 1)] == index[("spnet-c", 1)]
@@ -164,9 +164,9 @@ def test_report_replaces_its_own_folder_refuses_others_and_lists_failed_runs(bat
 def test_published_points_comparable_only_for_the_same_split():
     from zsseg_bench.report import _published_points
 
-    same, comparable = _published_points("voc12", "voc12-15-5", ["spnet"], None)
+    same, comparable = _published_points("voc12", "voc12-15-5", None)
     assert comparable and set(same["dataset"]) == {"voc12"} and not same.duplicated("method").any()
-    ref, comparable = _published_points("synthetic", "synthetic-9-3", ["spnet"], None)
+    ref, comparable = _published_points("synthetic", "synthetic-9-3", None)
     assert not comparable and {"voc12", "context", "cocostuff"} <= set(ref["dataset"])
     assert set(ref["protocol"]) == {"gzs3"}
 
@@ -185,3 +185,31 @@ def test_hiou_iso_curve_has_the_stated_harmonic_mean():
 def test_cli_start_up_does_not_import_matplotlib():
     code = "import sys, zsseg_bench.cli; sys.exit('matplotlib' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_grid_cells_use_the_palette_and_outline_unseen_regions():
+    from zsseg_bench.grids import label_picture
+
+    palette = palette_for("synthetic")
+    mask = np.zeros((8, 8), dtype=np.uint8)
+    mask[2:6, 2:6] = 4  # sheep, unseen in synthetic-9-3
+    plain = label_picture(mask, palette, unseen_ids=(), shape=(16, 16))
+    assert plain.shape == (16, 16, 3) and (plain == palette[np.kron(mask, np.ones((2, 2), int))]).all()
+    outlined = label_picture(mask, palette, unseen_ids=(4,), shape=(16, 16))
+    assert (outlined[4, 4:12] == 255).all() and (outlined[5, 5:11] == 0).all()  # white edge, black inner line
+    assert (outlined[7, 7] == palette[4]).all() and (outlined[0, 0] == palette[0]).all()
+
+
+def test_scatter_with_comparable_published_points(tmp_path):
+    import pandas as pd
+
+    from zsseg_bench.plots import seen_unseen_scatter
+    from zsseg_bench.report import _published_points
+
+    published, comparable = _published_points("voc12", "voc12-15-5", None)
+    ours = pd.DataFrame({"method": ["spnet", "spnet", "zs3net"], "seed": [0, 1, 0], "S-mIoU": [0.7, 0.72, 0.75],
+                         "U-mIoU": [0.02, 0.01, 0.2]})
+    png, svg = seen_unseen_scatter(ours, published, tmp_path / "scatter", "voc12", comparable)
+    with Image.open(png) as image:
+        assert image.width > 400 and len(image.convert("RGB").getcolors(maxcolors=1 << 24)) > 1
+    assert svg.read_text().startswith("<?xml")

@@ -5,8 +5,9 @@ prediction, a ground-truth PNG and a figure use the same colour for the same cla
 
 Palette: Pascal VOC's (the one VOC ground-truth PNGs carry: bits of the label id spread over
 the high bits of R, G and B; id 0 is black, the ignore value 255 is cream). The synthetic
-benchmark uses it too, by raw id, so its figures look like VOC's; Pascal-Context and
-COCO-Stuff have no palette of their own in their official codes and get the same one.
+benchmark's classes carry VOC names, so it takes VOC's colours *by class name* (its cat is
+VOC's cat colour, whatever its raw id), and its figures read like VOC's. Pascal-Context and
+COCO-Stuff have no palette of their own in the official codes and use VOC's by raw id.
 """
 
 from __future__ import annotations
@@ -40,8 +41,22 @@ def voc_palette() -> np.ndarray:
     return _voc()
 
 
-# Datasets with a palette of their own would be listed here; every other dataset uses VOC's.
-_PALETTES: dict[str, callable] = {}
+@lru_cache(maxsize=4)
+def _voc_by_name(class_list: str) -> np.ndarray:
+    """VOC's palette with each class of `class_list` given the colour of the VOC class of that name."""
+    from .splits import load_class_list
+
+    voc, own = load_class_list("voc12"), load_class_list(class_list)
+    palette = voc_palette().copy()
+    for raw, name in zip(own.ids, own.names):
+        if name in voc.names and raw < 256:
+            palette[raw] = voc_palette()[voc.id_of(name)]
+    palette.setflags(write=False)
+    return palette
+
+
+# Datasets whose figures use another palette than VOC's by raw id.
+_PALETTES = {"synthetic": lambda: _voc_by_name("synthetic")}
 
 
 def palette_for(dataset: str) -> np.ndarray:

@@ -73,8 +73,8 @@ def per_class_iou(frame: pd.DataFrame, stem: Path, title: str = "") -> list[Path
     frame = frame[frame["subset"] != "excluded"]
     classes = list(dict.fromkeys(frame["class_name"]))
     unseen = set(frame.loc[frame["subset"] == "unseen", "class_name"])
-    methods = sorted(frame["method"].unique(), key=lambda m: list(method_colours(frame["method"])).index(m))
-    colours = method_colours(methods)
+    colours = method_colours(frame["method"])
+    methods = list(colours)  # comparison order
     stats = frame.groupby(["method", "class_name"])["iou"].agg(["mean", "std", "count"])
     width = 0.8 / max(len(methods), 1)
     x = np.arange(len(classes))

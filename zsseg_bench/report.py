@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 
 from .errors import ZsbenchError
-from .metrics.scores import METRIC_NAMES
 from .records import find_records, load_record, read_confusion, read_per_class, read_train_log, utcnow
 
 __all__ = ["RunData", "load_runs", "make_report", "Document"]
@@ -168,7 +167,7 @@ def _fmt(value, decimals: int = 4) -> str:
     return f"{value:.{decimals}f}"
 
 
-def _published_points(dataset: str, split: str, methods, source: str | None) -> tuple[pd.DataFrame, bool]:
+def _published_points(dataset: str, split: str, source: str | None) -> tuple[pd.DataFrame, bool]:
     """Published (S-mIoU, U-mIoU) points: those of the same dataset and split when there are any
     (comparable), else every GZS3 row of every dataset (reference only). One row per
     (method, dataset, split), by source priority unless `source` is given."""
@@ -196,7 +195,7 @@ def _split_of(name: str):
         return None
 
 
-def _grid_rows(runs: list[RunData], split, data_root: str | None) -> tuple[list[dict], list[str], list[str]]:
+def _grid_rows(runs: list[RunData], data_root: str | None) -> tuple[list[dict], list[str], list[str]]:
     """Rows for one seed's grid: images and ground truth re-read from the dataset, plus every run's
     stored prediction of each image. Returns rows, column names and notes for the report."""
     from .palette import decode_palette_png
@@ -251,19 +250,21 @@ def _protocol_table(runs: list[RunData]) -> pd.DataFrame:
         proto = rec.get("protocol") or {}
         facts = rec.get("method_facts") or {}
         cal = facts.get("calibration") if isinstance(facts, dict) else None
+        data = rec.get("dataset") or {}
         rows.append({
             "run": rec.get("run_id", r.path.name), "method": rec.get("method"), "seed": rec.get("seed"),
             "status": rec.get("status"),
             "split": f"{sp.get('name')} v{sp.get('version')} ({str(sp.get('sha256', ''))[:12]})",
             "train policy": sp.get("train_policy"), "background": sp.get("background"),
-            "eval mode": proto.get("eval_mode", "–"), "absent classes": _ABSENT.get(proto.get("absent"), proto.get("absent", "–")),
+            "eval mode": proto.get("eval_mode", "–"),
+            "absent classes": _ABSENT.get(proto.get("absent"), proto.get("absent", "–")),
             "unseen labels used": "yes" if flags.get("uses_unseen_labels") else "no",
             "transductive": "yes" if flags.get("transductive") else "no",
             "calibration": (f"γ={cal.get('gamma'):.3g} ({cal.get('chosen_by')})"
                             if isinstance(cal, dict) and isinstance(cal.get("gamma"), (int, float)) else "–"),
             "reused stages": ", ".join(f"{k} from {v}" for k, v in (rec.get("reused_stages") or {}).items()) or "–",
-            "train images": f"{rec.get('dataset', {}).get('n_train_used', '–')}/{rec.get('dataset', {}).get('n_train', '–')}",
-            "test images": rec.get("dataset", {}).get("n_test", "–"),
+            "train images": f"{data.get('n_train_used', '–')}/{data.get('n_train', '–')}",
+            "test images": data.get("n_test", "–"),
             "wall time (s)": rec.get("wall_time_s"),
         })
     return pd.DataFrame(rows)
@@ -372,7 +373,7 @@ def _build(runs, ok, tmp: Path, source, data_root, mask_unscored, command) -> Do
                      f"Excluded: {', '.join(split.excluded) or 'none'}.")
 
         ours = frame[(frame["dataset"] == dataset) & (frame["split"] == split_name)]
-        published, comparable = _published_points(dataset, split_name, ours["method"].unique(), source)
+        published, comparable = _published_points(dataset, split_name, source)
         plots.seen_unseen_scatter(ours, published, stem.with_name(stem.name + "__scatter"),
                                   f"{dataset} / {split_name}: seen vs unseen mIoU", comparable)
         doc.heading(3, "Seen vs unseen")
@@ -423,7 +424,7 @@ def _build(runs, ok, tmp: Path, source, data_root, mask_unscored, command) -> Do
             seed_runs = [r for r in group_runs if r.seed == seed]
             if split is None or not any(r.stored and r.stored.get("images") for r in seed_runs):
                 continue
-            rows, columns, notes = _grid_rows(seed_runs, split, data_root)
+            rows, columns, notes = _grid_rows(seed_runs, data_root)
             unscored = split.lut(train=False, size=256) == split.ignore_index
             classes = [(i, n, n in split.unseen) for i, n in zip(split.eval_raw_ids, split.eval_names)]
             others = [(split.classes.id_of(n), f"{n} (not scored)") for n in split.excluded]

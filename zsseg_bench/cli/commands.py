@@ -70,7 +70,8 @@ def run(
     if report:
         from ..report import make_report
 
-        console.print(f"report: [bold]{make_report([batch], batch / 'report', command=f'zsbench report {batch}')}[/]")
+        made = make_report([batch], batch / "report", command=f"zsbench report {batch} -o {batch / 'report'}")
+        console.print(f"report: [bold]{made}[/]")
 
 
 @command("score", epilog="Examples:\n\n  zsbench score results/runs/<batch>/<run>/confusion.npy --split synthetic-9-3\n\n"
