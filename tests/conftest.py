@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -63,3 +64,13 @@ def write_record(root: Path, name: str, method: str, dataset: str, split: str, s
     if status == "ok":
         rec.write_json("metrics.json", metrics)
     return rec.path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models on a busy 2-core machine: one torch thread avoids OpenMP oversubscription, which
+    made the tiny training runs of tests/test_report.py about 10x slower under load."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

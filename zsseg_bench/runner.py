@@ -26,6 +26,7 @@ from .engine import Reporter, StageCache, TrainContext, seed_everything
 from .errors import ZsbenchError
 from .methods import IMPLEMENTATIONS, ClassSpace
 from .metrics import Protocol, compute_scores
+from .predictions import store_predictions
 from .records import SCHEMA_VERSION, RunRecord, environment, make_run_id, utcnow
 from .splits import Split, load_split
 
@@ -163,6 +164,7 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
         record.write_csv("per_class.csv", scores.per_class)
         record.write_json("metrics.json", {**scores.metrics, "n_images": len(test_set),
                                            "n_pixels": int(confusion.sum())})
+        store_predictions(record, method, ctx, test_set, split)  # predictions/ for figures (eval.keep_predictions)
         record.update_run(status="ok", end=utcnow(), wall_time_s=round(time.time() - started, 2),
                           reused_stages=reused, method_facts=extra,
                           protocol={"absent": protocol.absent, "eval_mode": cfg.get("eval", {}).get("mode", "full")})

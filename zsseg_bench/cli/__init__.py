@@ -2,5 +2,6 @@
 
 from .app import app, main
 from . import commands  # noqa: F401,E402  (registers the commands on `app`)
+from . import report  # noqa: F401,E402  (report, predict)
 
 __all__ = ["app", "main"]

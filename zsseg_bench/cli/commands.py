@@ -80,6 +80,7 @@ def run(
     out: Path = typer.Option(None, "--out", "-o", help="Where run folders go (default ./results/runs)."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="Root folder of a real dataset."),
     overrides: List[str] = typer.Option(None, "--set", help="Config override key=value (repeatable)."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write <batch>/report/ (zsbench report)."),
 ):
     """Train and evaluate methods; write one run record each and print the comparison table."""
     from ..runner import default_methods, run_comparison
@@ -100,6 +101,11 @@ def run(
     print_comparison(summary)
     console.print(f"run records: [bold]{batch}[/]")
     console.print(f"table: {written[0]}")
+    if report:
+        from ..report import make_report
+
+        made = make_report([batch], batch / "report", command=f"zsbench report {batch} -o {batch / 'report'}")
+        console.print(f"report: [bold]{made}[/]")
 
 
 @command("score", epilog="Examples:\n\n  zsbench score results/runs/<batch>/<run>/confusion.npy --split synthetic-9-3\n\n"
