@@ -41,7 +41,7 @@ def test_run_prints_table_with_both_methods_and_every_metric(batch):
 
 def test_run_records_are_complete(batch):
     batch_dir, _ = batch
-    runs = sorted((p for p in batch_dir.iterdir() if p.is_dir()), key=lambda p: len(p.name.split("__")[0]))
+    runs = sorted((p.parent for p in batch_dir.glob("*/run.json")), key=lambda p: len(p.name.split("__")[0]))
     assert [p.name.split("__")[0] for p in runs] == ["spnet", "spnet-c"]
     for run in runs:
         names = {p.name for p in run.iterdir()}
