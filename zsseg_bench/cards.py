@@ -17,7 +17,7 @@ import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from .yamlio import YAMLError, load_yaml
 
 from .errors import ZsbenchError, did_you_mean
 from .paths import methods_dir
@@ -58,8 +58,8 @@ def card_paths(base: Path | None = None) -> list[Path]:
 
 def _parse(path: Path) -> Card:
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
+        raw = load_yaml(path.read_text())
+    except YAMLError:
         raise ZsbenchError(f"{path}: not valid YAML; fix the syntax") from None
     if not isinstance(raw, dict):
         raise ZsbenchError(f"{path}: a method card must be a YAML mapping")
@@ -114,8 +114,8 @@ def parse_override(text: str) -> tuple[list[str], object]:
     if not key or any(not part for part in key.split(".")):
         raise ZsbenchError(f"--set {text!r}: bad key {key!r}")
     try:
-        parsed = yaml.safe_load(value) if value else ""
-    except yaml.YAMLError:
+        parsed = load_yaml(value) if value else ""
+    except YAMLError:
         parsed = value
     return key.split("."), parsed
 

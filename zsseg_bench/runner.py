@@ -23,10 +23,11 @@ from .checkpoints import save_checkpoint
 from .datasets import build_dataset
 from .datasets.presence import class_presence
 from .embeddings import split_embeddings
-from .engine import Reporter, StageCache, TrainContext
+from .engine import Reporter, StageCache, TrainContext, seed_everything
 from .errors import ZsbenchError
 from .methods import IMPLEMENTATIONS, ClassSpace
 from .metrics import Protocol, compute_scores
+from .predictions import store_predictions
 from .records import SCHEMA_VERSION, RunRecord, environment, make_run_id, utcnow
 from .splits import Split, load_split
 
@@ -158,6 +159,7 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
         data_key = json.dumps({"dataset": req.dataset, "root": data_root, "options": data_cfg, "split": split.sha256,
                                "seed": req.seed, "device": str(device)}, sort_keys=True)
         reused = ctx.fit(method, cache, cache_key_extra=hashlib.sha256(data_key.encode()).hexdigest())
+        seed_everything(req.seed, 2000)  # after_training may build models: same state, reused or not
         extra = method.after_training(ctx)
         if cfg.get("save_weights", True):
             save_checkpoint(record.path / "ckpt" / "final.pt", method, method_name=card.name, split=split, config=cfg,
@@ -169,6 +171,7 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
         record.write_csv("per_class.csv", scores.per_class)
         record.write_json("metrics.json", {**scores.metrics, "n_images": len(test_set),
                                            "n_pixels": int(confusion.sum())})
+        store_predictions(record, method, ctx, test_set, split)  # predictions/ for figures (eval.keep_predictions)
         record.update_run(status="ok", end=utcnow(), wall_time_s=round(time.time() - started, 2),
                           reused_stages=reused, method_facts=extra,
                           protocol={"absent": protocol.absent, "eval_mode": cfg.get("eval", {}).get("mode", "full")})
@@ -196,6 +199,7 @@ def run_comparison(methods: list[str], dataset: str = "synthetic", split: str | 
     for m in methods:  # fail fast, before any folder exists
         card = load_card(m)
         IMPLEMENTATIONS.get(card.impl)
+        resolve_config(card, dataset, overrides)
     split_name = _split_for(RunRequest(method=methods[0], dataset=dataset, split=split)).name
     resolve_device(device)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())

@@ -28,6 +28,39 @@ def _rich_table(frame, title: str | None = None) -> Table:
     return table
 
 
+def print_packed(frame, keys: list[str], groups: list[list[str]], title: str | None = None) -> None:
+    """Print `frame` as rich tables: `keys` columns on every table, the `groups` of columns packed
+    greedily so each table fits the terminal (a group is never split)."""
+
+    def width(cols):
+        return sum(max(len(str(v)) for v in frame[c].tolist() + [c]) + 3 for c in cols) + 1
+
+    tables, current = [], []
+    for group in groups:
+        if current and width(keys + current + group) > console.width:
+            tables.append(current)
+            current = []
+        current += group
+    tables.append(current)
+    for i, cols in enumerate(tables):
+        console.print(_rich_table(frame[keys + cols], title=title if i == 0 else None))
+
+
+def print_comparison(summary, metrics=METRIC_NAMES) -> None:
+    """The comparison table; a metric stays beside its published value and delta."""
+    from ..tables import format_summary
+
+    shown = format_summary(summary, metrics, decimals=4)
+    keys = [c for c in ("method", "flags") if c in shown]
+    title = ", ".join(f"{d} / {s}" for d, s in dict.fromkeys(zip(summary["dataset"], summary["split"])))
+    title += f"  (seeds {'; '.join(dict.fromkeys(summary['seeds']))}; fractions, mean ± std over seeds)"
+    groups = [[c for c in (m, f"{m} pub", f"Δ {m}") if c in shown] for m in metrics]
+    print_packed(shown, keys, groups, title)
+    if "source" in shown:
+        console.print("published source per method: " + ", ".join(
+            f"{m}: {s}" for m, s in zip(shown["method"], shown["source"])))
+
+
 def _seeds(text: str) -> list[int]:
     try:
         return [int(s) for s in text.split(",") if s.strip()]
@@ -47,6 +80,7 @@ def run(
     out: Path = typer.Option(None, "--out", "-o", help="Where run folders go (default ./results/runs)."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="Root folder of a real dataset."),
     overrides: List[str] = typer.Option(None, "--set", help="Config override key=value (repeatable)."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write <batch>/report/ (zsbench report)."),
 ):
     """Train and evaluate methods; write one run record each and print the comparison table."""
     from ..runner import default_methods, run_comparison
@@ -64,8 +98,14 @@ def run(
                            exit_code=130) from None
     summary = summarize(runs_frame(paths))
     written = write_tables(summary, batch / "comparison")
-    console.print(_rich_table(format_summary(summary), title=f"{dataset} / {summary['split'].iloc[0]}"))
-    console.print(f"run records: [bold]{batch}[/]  (table: {written[0]})")
+    print_comparison(summary)
+    console.print(f"run records: [bold]{batch}[/]")
+    console.print(f"table: {written[0]}")
+    if report:
+        from ..report import make_report
+
+        made = make_report([batch], batch / "report", command=f"zsbench report {batch} -o {batch / 'report'}")
+        console.print(f"report: [bold]{made}[/]")
 
 
 @command("score", epilog="Examples:\n\n  zsbench score results/runs/<batch>/<run>/confusion.npy --split synthetic-9-3\n\n"
@@ -117,16 +157,19 @@ def _load_matrix(path: Path, k: int) -> np.ndarray:
 
 
 @command("table", epilog="Examples:\n\n  zsbench table results/runs/<batch>\n\n"
-                          "  zsbench table results/runs/* --published --out results/tables/synthetic")
+                          "  zsbench table results/runs/* --published --out results/tables/synthetic\n\n"
+                          "  zsbench table results/runs/<batch> --published --against voc12")
 def table(
     runs: List[Path] = typer.Argument(..., help="Run folders, or folders containing them."),
     published: bool = typer.Option(False, "--published", help="Add published values and deltas."),
     source: Optional[str] = typer.Option(None, "--source", help="Published source (default: by priority)."),
+    against: Optional[str] = typer.Option(None, "--against", help="With --published: show DATASET[/SPLIT]'s "
+                                          "published rows instead of the runs' own (e.g. voc12 beside synthetic)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write OUT.md, .csv, .tex, .parquet."),
     metrics: str = typer.Option(",".join(METRIC_NAMES), "--metrics", help="Comma-separated metric columns."),
 ):
     """One table from run records: mean ± std over seeds, optionally beside the published numbers."""
-    from ..tables import add_published, format_summary, runs_frame, summarize, write_tables
+    from ..tables import add_published, runs_frame, summarize, write_tables
 
     chosen = [m.strip() for m in metrics.split(",") if m.strip()]
     unknown = [m for m in chosen if m not in METRIC_NAMES]
@@ -135,9 +178,22 @@ def table(
     summary = summarize(runs_frame(runs))
     if summary.empty:
         raise ZsbenchError("no finished (status ok) runs under the given folders")
+    if against and not published:
+        raise ZsbenchError("--against only makes sense with --published")
     if published:
-        summary = add_published(summary, source)
-    console.print(_rich_table(format_summary(summary, chosen)))
+        target = None
+        if against:
+            from ..runner import DEFAULT_SPLITS
+
+            ds, _, sp = against.partition("/")
+            sp = sp or DEFAULT_SPLITS.get(ds)
+            if not sp:
+                raise ZsbenchError(f"--against {against!r}: name the split too, e.g. {ds}/<split>")
+            target = (ds, sp)
+            console.print(f"[yellow]published rows of {ds}/{sp} shown for orientation: a different dataset, "
+                          f"not comparable, not a check")
+        summary = add_published(summary, source, target)
+    print_comparison(summary, chosen)
     if out:
         for p in write_tables(summary, out, chosen):
             console.print(f"wrote {p}")
@@ -180,7 +236,7 @@ def published(
     shown = frame[["source", "dataset", "split", "method", *metric_cols]].copy()
     for m in metric_cols:
         shown[m] = shown[m].map(lambda v: "–" if np.isnan(v) else f"{v:.4f}")
-    console.print(_rich_table(shown, title=f"published rows: {len(frame)}"))
+    print_packed(shown, ["source", "split", "method"], [[m] for m in metric_cols], f"published rows: {len(frame)}")
 
 
 @command("validate", epilog="Examples:\n\n  zsbench validate\n\n  zsbench validate splits/voc12/voc12-15-5.yaml")
@@ -223,4 +279,5 @@ def ls(what: str = typer.Argument(..., help="methods | datasets | splits | metri
         frame = pd.DataFrame({what[:-1]: reg.names()})
     else:
         raise ZsbenchError(f"zsbench ls {what!r}: choose methods, datasets, splits, metrics, backbones or embeddings")
-    console.print(_rich_table(frame))
+    key = list(frame.columns[:1])
+    print_packed(frame.astype(str), key, [[c] for c in frame.columns[1:]])
