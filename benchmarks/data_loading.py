@@ -67,6 +67,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
+    if args.pin_memory and not torch.cuda.is_available():
+        print("pin_memory requested, but there is no accelerator: torch would skip pinning, so it is off")
+        args.pin_memory = False
     tmp = None
     root = args.root
     if root is None:

