@@ -85,3 +85,27 @@ def test_variable_size_images_need_a_crop_for_training_and_evaluate_one_by_one(v
     assert batch["image"].shape == (2, 3, 24, 24) and batch["label"].dtype == torch.int64
     evaluation = ctx.loader(range(3), dataset=test, batch_size=8, shuffle=False)
     assert evaluation.batch_size == 3 and next(iter(evaluation))["label"].shape == (3, 33, 33)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "needs fasttext.pkl"),  # the card's official embeddings are not under this data root
+    (["--set", "embeddings.provider=file", "--set", "data.crop=null"], "embeddings.path=TABLE"),
+    (["--set", "data.crop=null", "--set", "data.warp=null", "--set", "embeddings.provider=dataset"],
+     "supplies no class embeddings"),
+])
+def test_bad_real_data_settings_fail_before_any_folder_exists(voc_tree, extra, message):
+    out = voc_tree / "runs"
+    result = CliRunner().invoke(app, ["run", "spnet", "--dataset", "voc12", "--data-root", str(voc_tree / "voc"),
+                                      "--out", str(out), *extra])
+    assert result.exit_code == 2 and message in result.stderr
+    assert not out.exists()
+
+
+def test_real_data_training_needs_a_crop_or_warp_before_the_run_starts(voc_tree):
+    out = voc_tree / "runs"
+    result = CliRunner().invoke(app, ["run", "spnet", "--dataset", "voc12", "--data-root", str(voc_tree / "voc"),
+                                      "--out", str(out), "--set", "data.crop=null", "--set", "data.warp=null",
+                                      "--set", "embeddings.provider=file",
+                                      "--set", f"embeddings.path={voc_tree / 'emb.npy'}",
+                                      "--set", f"embeddings.names={voc_tree / 'names.txt'}"])
+    assert result.exit_code == 2 and "data.crop" in result.stderr and not out.exists()

@@ -28,7 +28,7 @@ from .metrics import ConfusionMeter
 from .methods.base import Method, Stage
 from .transforms import TransformedDataset, transforms_from_config
 
-__all__ = ["TrainContext", "Reporter", "seed_everything", "evaluate_confusion", "StageCache"]
+__all__ = ["TrainContext", "Reporter", "seed_everything", "evaluate_confusion", "StageCache", "check_data_config"]
 
 
 class Reporter:
@@ -154,16 +154,13 @@ class TrainContext:
         dataset = dataset if dataset is not None else self.train_set
         indices = self.train_indices if indices is None else indices
         transform = self.train_transform if train else self.eval_transform
-        # "unknown": a wrapper that does not say; treated as fixed-size (the pre-transform behaviour).
-        native = getattr(dataset, "fixed_size", "unknown")
-        fixed = native is not None or (transform is not None and transform.fixed_size is not None)
+        fixed = _batchable(dataset, transform)
+        if not fixed and train:
+            raise _unbatchable(dataset)
         if transform is not None:
             dataset = TransformedDataset(dataset, transform)
         batch_size = batch_size or data_cfg.get("batch_size", 16)
         if not fixed:
-            if train:
-                raise ZsbenchError(f"training images of {getattr(self.train_set, 'name', 'this dataset')} differ in "
-                                   f"size and cannot be batched; set data.crop (e.g. --set data.crop=321) or data.warp")
             batch_size = 1
         subset = torch.utils.data.Subset(dataset, list(map(int, indices)))
         workers = int(data_cfg.get("num_workers", 0))
@@ -271,6 +268,25 @@ class TrainContext:
                   score_fn: Callable | None = None) -> np.ndarray:
         """Confusion matrix of `method` on `dataset` (labels mapped by `lut`)."""
         return evaluate_confusion(method, self, dataset, lut, num_classes, indices, score_fn)
+
+
+def _batchable(dataset, transform) -> bool:
+    """Whether the items (after `transform`) all have one size, so that they can be stacked."""
+    # "unknown": a wrapper that does not say; treated as fixed-size (the pre-transform behaviour).
+    native = getattr(dataset, "fixed_size", "unknown")
+    return native is not None or (transform is not None and transform.fixed_size is not None)
+
+
+def _unbatchable(dataset) -> ZsbenchError:
+    return ZsbenchError(f"training images of {getattr(dataset, 'name', 'this dataset')} differ in size and cannot be "
+                        f"batched; set data.crop (e.g. --set data.crop=321) or data.warp")
+
+
+def check_data_config(cfg: dict, split, train_set) -> None:
+    """The data/eval transform settings are valid and training batches can be formed (before a run starts)."""
+    train_transform, _ = transforms_from_config(cfg, split.ignore_index)
+    if not _batchable(train_set, train_transform):
+        raise _unbatchable(train_set)
 
 
 def autocast(device: torch.device, precision: str):
