@@ -26,8 +26,9 @@ import torch.nn.functional as F
 from .errors import ZsbenchError
 from .metrics import ConfusionMeter
 from .methods.base import Method, Stage
+from .transforms import TransformedDataset, transforms_from_config
 
-__all__ = ["TrainContext", "Reporter", "seed_everything", "evaluate_confusion", "StageCache"]
+__all__ = ["TrainContext", "Reporter", "seed_everything", "evaluate_confusion", "StageCache", "check_data_config"]
 
 
 class Reporter:
@@ -97,6 +98,9 @@ class TrainContext:
         self.mean = torch.tensor(inp.get("mean", [127.5] * 3), device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(inp.get("std", [64.0] * 3), device=self.device).view(1, 3, 1, 1)
         self.bgr = bool(inp.get("bgr", False))
+        # CPU-side joint transforms of real datasets (crop, scale, warp); None for the synthetic
+        # benchmark, whose fixed-size images go to the device as they are.
+        self.train_transform, self.eval_transform = transforms_from_config(self.cfg, self.split.ignore_index)
         if self.train_indices is None:
             self.train_indices = np.arange(len(self.train_set))
         self._log_file = None
@@ -138,16 +142,33 @@ class TrainContext:
         return batch
 
     def loader(self, indices: Sequence[int] | None = None, batch_size: int | None = None, shuffle: bool = True,
-               gen: torch.Generator | None = None, drop_last: bool = True, dataset=None):
+               gen: torch.Generator | None = None, drop_last: bool = True, dataset=None, train: bool | None = None):
+        """A DataLoader over `indices` of `dataset` (default: the training set and indices).
+
+        `train` (default: `shuffle`) picks the transform: the training one (crop/scale/warp from
+        `cfg["data"]`) or the evaluation one (`cfg["eval"]`). Images of different sizes cannot
+        be stacked: training then needs a crop or warp, and evaluation runs one image per batch.
+        """
         data_cfg = self.cfg.get("data", {})
+        train = shuffle if train is None else train
         dataset = dataset if dataset is not None else self.train_set
         indices = self.train_indices if indices is None else indices
-        subset = torch.utils.data.Subset(dataset, list(map(int, indices)))
+        transform = self.train_transform if train else self.eval_transform
+        fixed = _batchable(dataset, transform)
+        if not fixed and train:
+            raise _unbatchable(dataset)
+        if transform is not None:
+            dataset = TransformedDataset(dataset, transform)
         batch_size = batch_size or data_cfg.get("batch_size", 16)
+        if not fixed:
+            batch_size = 1
+        subset = torch.utils.data.Subset(dataset, list(map(int, indices)))
+        workers = int(data_cfg.get("num_workers", 0))
         return torch.utils.data.DataLoader(
             subset, batch_size=min(batch_size, len(subset)), shuffle=shuffle, drop_last=drop_last and shuffle,
-            collate_fn=_collate, generator=gen, num_workers=data_cfg.get("num_workers", 0),
-            pin_memory=self.device.type == "cuda",
+            collate_fn=_collate, generator=gen, num_workers=workers,
+            pin_memory=bool(data_cfg.get("pin_memory", self.device.type == "cuda")),
+            persistent_workers=workers > 0 and shuffle,
         )
 
     def batches(self, gen: torch.Generator, indices=None, lut: torch.Tensor | None = None,
@@ -157,8 +178,9 @@ class TrainContext:
         if len(self.train_indices if indices is None else indices) == 0:
             raise ZsbenchError(f"no training images left for split {self.split.name} after its training policy "
                                f"({self.split.train_policy})")
+        loader = self.loader(indices, batch_size, shuffle=True, gen=gen)
         while True:
-            for batch in self.loader(indices, batch_size, shuffle=True, gen=gen):
+            for batch in loader:
                 yield self.augment(self.to_device(batch, lut, self.pass_unseen_labels), gen)
 
     # ---- training ---------------------------------------------------------------------------
@@ -246,6 +268,25 @@ class TrainContext:
                   score_fn: Callable | None = None) -> np.ndarray:
         """Confusion matrix of `method` on `dataset` (labels mapped by `lut`)."""
         return evaluate_confusion(method, self, dataset, lut, num_classes, indices, score_fn)
+
+
+def _batchable(dataset, transform) -> bool:
+    """Whether the items (after `transform`) all have one size, so that they can be stacked."""
+    # "unknown": a wrapper that does not say; treated as fixed-size (the pre-transform behaviour).
+    native = getattr(dataset, "fixed_size", "unknown")
+    return native is not None or (transform is not None and transform.fixed_size is not None)
+
+
+def _unbatchable(dataset) -> ZsbenchError:
+    return ZsbenchError(f"training images of {getattr(dataset, 'name', 'this dataset')} differ in size and cannot be "
+                        f"batched; set data.crop (e.g. --set data.crop=321) or data.warp")
+
+
+def check_data_config(cfg: dict, split, train_set) -> None:
+    """The data/eval transform settings are valid and training batches can be formed (before a run starts)."""
+    train_transform, _ = transforms_from_config(cfg, split.ignore_index)
+    if not _batchable(train_set, train_transform):
+        raise _unbatchable(train_set)
 
 
 def autocast(device: torch.device, precision: str):

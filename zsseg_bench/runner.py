@@ -21,8 +21,9 @@ import torch
 from .cards import Card, list_cards, load_card, resolve_config
 from .checkpoints import save_checkpoint
 from .datasets import build_dataset
+from .datasets.presence import class_presence
 from .embeddings import split_embeddings
-from .engine import Reporter, StageCache, TrainContext, seed_everything
+from .engine import Reporter, StageCache, TrainContext, check_data_config, seed_everything
 from .errors import ZsbenchError
 from .methods import IMPLEMENTATIONS, ClassSpace
 from .metrics import Protocol, compute_scores
@@ -34,7 +35,8 @@ __all__ = ["RunRequest", "run_one", "run_comparison", "default_methods", "DEFAUL
 
 # The split a dataset uses when --split is not given.
 DEFAULT_SPLITS = {"synthetic": "synthetic-9-3", "voc12": "voc12-15-5", "context": "context33-29-4",
-                  "cocostuff": "cocostuff-167-15"}
+                  "cocostuff": "cocostuff-167-15", "cocostuff10k": "cocostuff10k-ws-s1", "ade20k": "ade20k-ws-s1",
+                  "coco": "coco20i-f0"}
 
 
 @dataclass
@@ -81,13 +83,17 @@ def _split_for(req: RunRequest) -> Split:
 
 
 def train_indices(split: Split, dataset) -> np.ndarray:
-    """Training images after the split's policy (drop_images_with_unseen removes some)."""
+    """Training images after the split's policy (drop_images_with_unseen removes some).
+
+    Uses the per-image class presence, computed in parallel once and cached on disk for
+    datasets read from files (datasets/presence.py).
+    """
     n = len(dataset)
     if split.train_policy != "drop_images_with_unseen":
         return np.arange(n)
-    unseen_raw = np.array([split.classes.id_of(c) for c in split.unseen])
-    keep = [i for i in range(n) if not np.isin(dataset.raw_label(i), unseen_raw).any()]
-    return np.array(keep, dtype=np.int64)
+    presence = class_presence(dataset)
+    unseen_raw = [split.classes.id_of(c) for c in split.unseen]
+    return np.flatnonzero(~presence[:, unseen_raw].any(axis=1)).astype(np.int64)
 
 
 class _Datasets:
@@ -106,6 +112,18 @@ class _Datasets:
 _DATASETS = _Datasets()
 
 
+def _prepare_data(req: RunRequest, cfg: dict, split: Split):
+    """The run's datasets and class embeddings, with its data settings checked (before any folder exists)."""
+    data_cfg = dict(cfg.get("dataset", {}))
+    data_root = req.data_root or data_cfg.pop("root", None)
+    data_cfg.setdefault("classes", split.classes.name)  # the label space a multi-space dataset must yield
+    train_set = _DATASETS.get(req.dataset, "train", data_root, data_cfg)
+    test_set = _DATASETS.get(req.dataset, "test", data_root, data_cfg)
+    embeddings = split_embeddings(split, train_set, cfg.get("embeddings"))
+    check_data_config(cfg, split, train_set)
+    return data_cfg, data_root, train_set, test_set, embeddings
+
+
 def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache | None = None,
             out_dir: Path | None = None) -> Path:
     """Train and evaluate one (method, dataset, split, seed); return the run folder."""
@@ -115,11 +133,7 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
     impl = IMPLEMENTATIONS.get(card.impl)
     split = _split_for(req)
     device = resolve_device(req.device)
-    data_cfg = dict(cfg.get("dataset", {}))
-    data_root = req.data_root or data_cfg.pop("root", None)
-    train_set = _DATASETS.get(req.dataset, "train", data_root, data_cfg)
-    test_set = _DATASETS.get(req.dataset, "test", data_root, data_cfg)
-    embeddings = split_embeddings(split, train_set, cfg.get("embeddings"))
+    data_cfg, data_root, train_set, test_set, embeddings = _prepare_data(req, cfg, split)
     classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), torch.from_numpy(embeddings),
                          split.ignore_index, split.calibration_val).to(device)
     indices = train_indices(split, train_set)
@@ -189,11 +203,13 @@ def run_comparison(methods: list[str], dataset: str = "synthetic", split: str | 
                    overrides: list[str] = (), out: Path = Path("results/runs"), reporter: Reporter | None = None,
                    command: str = "") -> tuple[Path, list[Path]]:
     """Every (seed, method) into one batch folder <out>/<UTC stamp>__<split>/; returns it and the runs."""
+    split_obj = _split_for(RunRequest(method=methods[0], dataset=dataset, split=split))
     for m in methods:  # fail fast, before any folder exists
         card = load_card(m)
         IMPLEMENTATIONS.get(card.impl)
-        resolve_config(card, dataset, overrides)
-    split_name = _split_for(RunRequest(method=methods[0], dataset=dataset, split=split)).name
+        cfg = resolve_config(card, dataset, overrides)
+        _prepare_data(RunRequest(method=m, dataset=dataset, split=split, data_root=data_root), cfg, split_obj)
+    split_name = split_obj.name
     resolve_device(device)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     batch = RunRecord.create(Path(out), f"{stamp}__{split_name}").path

@@ -161,6 +161,7 @@ class SyntheticSegmentation(SegDataset):
         if not 16 <= size <= 128:
             raise ValueError(f"synthetic images are 16 to 128 px, not {size}")
         self.part, self.size, self.seed, self.embed_dim = part, size, seed, embed_dim
+        self.fixed_size = (size, size)
         self.images, self.labels = _generate(seed, part, count, size, embed_dim)
 
     def __len__(self) -> int:
