@@ -38,7 +38,7 @@ from torch import nn
 from .checkpoints import load_state_strict
 from .errors import ZsbenchError
 
-__all__ = ["load_backbone_weights", "backbone_state_from_file", "torchvision_to_deeplab", "file_sha256"]
+__all__ = ["load_backbone_weights", "load_backbone_state", "backbone_state_from_file", "torchvision_to_deeplab", "file_sha256"]
 
 _DEEPLAB_STEM = "layer1.conv1.conv.weight"
 _TORCHVISION_STEM = "layer1.0.conv1.weight"
@@ -155,9 +155,17 @@ def _part_prefixes(backbone: nn.Module, parts: str) -> tuple[str, ...] | None:
 def load_backbone_weights(backbone: nn.Module, path, parts: str = "all") -> dict:
     """Load a weight file into `backbone` strictly (for the chosen parts); return a report."""
     path = Path(path).expanduser()
-    raw = _read(path)
-    state, names, layout, outside = backbone_state_from_file(raw, path)
+    _part_prefixes(backbone, parts)  # a bad option fails before reading hundreds of MB
+    report = load_backbone_state(backbone, _read(path), path, parts)
+    report["sha256"] = file_sha256(path)
+    return report
+
+
+def load_backbone_state(backbone: nn.Module, raw, path: Path, parts: str = "all") -> dict:
+    """`load_backbone_weights` for an object already read from `path` (a state dict or checkpoint)."""
+    path = Path(path)
     prefixes = _part_prefixes(backbone, parts)
+    state, names, layout, outside = backbone_state_from_file(raw, path)
     own = backbone.state_dict()
     not_selected: list[str] = []
     if prefixes is not None:
@@ -179,7 +187,7 @@ def load_backbone_weights(backbone: nn.Module, path, parts: str = "all") -> dict
     load_state_strict(backbone, full, f"{path} ({layout})", names=names)
     ignored = outside + not_selected
     report = {
-        "path": str(path), "sha256": file_sha256(path), "layout": layout, "parts": parts or "all",
+        "path": str(path), "sha256": None, "layout": layout, "parts": parts or "all",
         "loaded": len(state) - filled, "kept_num_batches_tracked": filled, "ignored": len(ignored),
         "ignored_examples": ignored[:5],
     }

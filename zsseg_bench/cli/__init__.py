@@ -2,5 +2,6 @@
 
 from .app import app, main
 from . import commands  # noqa: F401,E402  (registers the commands on `app`)
+from . import bench  # noqa: F401,E402  (zsbench bench)
 
 __all__ = ["app", "main"]

@@ -214,4 +214,4 @@ class DeepLabV2MSC(nn.Module):
 def deeplabv2_resnet101(out_channels: int, cfg: dict) -> DeepLabV2MSC:
     return DeepLabV2MSC(out_channels, msc=bool(cfg.get("msc", True)), msc_eval=cfg.get("msc_eval", "max"),
                         pyramids=tuple(cfg.get("pyramids", PYRAMID_SCALES)), stride_at=cfg.get("stride_at", "reduce"),
-                        aspp_init=cfg.get("aspp_init", "normal"))
+                        aspp_init=cfg.get("aspp_init", "normal"), blocks=tuple(cfg.get("blocks", RESNET101_BLOCKS)))
