@@ -134,7 +134,6 @@ def test_stride_on_3x3_for_torchvision_weights(meta_net):
 
 def test_spnet_on_deeplab_trains_one_step():
     from zsseg_bench.methods import ClassSpace, IMPLEMENTATIONS
-    from zsseg_bench.methods.base import Stage
 
     torch.manual_seed(0)
     emb = torch.nn.functional.normalize(torch.randn(5, 16), dim=1)

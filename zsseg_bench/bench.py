@@ -67,7 +67,8 @@ class Variant:
 
     @property
     def name(self) -> str:
-        return "+".join([self.precision] + (["cl"] if self.channels_last else []) + (["compile"] if self.compile else []))
+        extras = (["cl"] if self.channels_last else []) + (["compile"] if self.compile else [])
+        return "+".join([self.precision, *extras])
 
     def options(self) -> EngineOptions:
         return EngineOptions(precision="bf16" if self.precision == "bf16" else "fp32", tf32=self.precision == "tf32",
@@ -194,55 +195,55 @@ def run_bench(spec: BenchSpec) -> dict:
     env = environment(str(device))
     if device.type == "cpu":
         env["device_name"] = _cpu_name() or env["device_name"]
-    rows = []
-    for variant in spec.variants:
-        if variant.precision == "tf32" and device.type != "cuda":
-            raise ZsbenchError("variant tf32: TF32 exists on CUDA devices only; use fp32 on CPU")
-        opts = variant.options()
-        opts.apply_global(device)
-        cfg, split, method, ctx, make_batch = _setup(spec, variant, device)
-        stage = method.stages()[0]
-        batch = make_batch(spec.batch, spec.crop, ctx.train_lut) if spec.train else None
-        eval_batch = spec.eval_batch or spec.batch
-        images = make_batch(eval_batch, spec.eval_size, ctx.eval_lut)["image"] if spec.evaluate else None
-        size = (spec.eval_size, spec.eval_size)
-
-        def train_step(optimizers):
-            method.train()
-            with autocast(device, opts.precision):
-                losses = method.training_step(batch, stage, 0)
-            apply_updates(losses, stage, optimizers)
-            for _, sched in optimizers.values():
-                if sched is not None:
-                    sched.step()
-
-        def eval_step():
-            method.eval()
-            with torch.no_grad(), autocast(device, opts.precision):
-                method.predict(images, size).argmax(1)
-
-        # FLOPs on the eager model, before channels-last and compilation (same arithmetic).
-        train_flops = _count_flops(lambda: train_step(method.configure_optimizers(stage))) if spec.train else 0
-        eval_flops = _count_flops(eval_step) if spec.evaluate else 0
-        prepare_method(method, opts)
-        row = {"variant": variant.name}
-        if spec.train:
-            optimizers = method.configure_optimizers(stage)
-            times = _measure(lambda: train_step(optimizers), device, spec.warmup, spec.repeats)
-            row.update(_summary("train", times, spec.batch, train_flops, env["device_name"], variant.precision,
-                                device))
-        if spec.evaluate:
-            times = _measure(eval_step, device, spec.warmup, spec.repeats)
-            row.update(_summary("eval", times, eval_batch, eval_flops, env["device_name"], variant.precision, device))
-        if device.type == "cuda":
-            row["max_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-            torch.cuda.reset_peak_memory_stats(device)
-        rows.append(row)
-        del method, batch, images
+    rows = [_bench_variant(spec, variant, device, env["device_name"]) for variant in spec.variants]
     spec_out = {k: v for k, v in vars(spec).items() if k != "variants"}
     spec_out["variants"] = [v.name for v in spec.variants]
     return {"spec": spec_out, "device": str(device), "device_name": env["device_name"],
             "torch": env["torch"], "threads": env["torch_threads"], "environment": env, "results": rows}
+
+
+def _bench_variant(spec: BenchSpec, variant: Variant, device: torch.device, device_name: str) -> dict:
+    if variant.precision == "tf32" and device.type != "cuda":
+        raise ZsbenchError("variant tf32: TF32 exists on CUDA devices only; use fp32 on CPU")
+    opts = variant.options()
+    opts.apply_global(device)
+    cfg, split, method, ctx, make_batch = _setup(spec, variant, device)
+    stage = method.stages()[0]
+    batch = make_batch(spec.batch, spec.crop, ctx.train_lut) if spec.train else None
+    eval_batch = spec.eval_batch or spec.batch
+    images = make_batch(eval_batch, spec.eval_size, ctx.eval_lut)["image"] if spec.evaluate else None
+    size = (spec.eval_size, spec.eval_size)
+
+    def train_step(optimizers):
+        method.train()
+        with autocast(device, opts.precision):
+            losses = method.training_step(batch, stage, 0)
+        apply_updates(losses, stage, optimizers)
+        for _, sched in optimizers.values():
+            if sched is not None:
+                sched.step()
+
+    def eval_step():
+        method.eval()
+        with torch.no_grad(), autocast(device, opts.precision):
+            method.predict(images, size).argmax(1)
+
+    # FLOPs on the eager model, before channels-last and compilation (same arithmetic).
+    train_flops = _count_flops(lambda: train_step(method.configure_optimizers(stage))) if spec.train else 0
+    eval_flops = _count_flops(eval_step) if spec.evaluate else 0
+    prepare_method(method, opts)
+    row = {"variant": variant.name}
+    if spec.train:
+        optimizers = method.configure_optimizers(stage)
+        times = _measure(lambda: train_step(optimizers), device, spec.warmup, spec.repeats)
+        row.update(_summary("train", times, spec.batch, train_flops, device_name, variant.precision, device))
+    if spec.evaluate:
+        times = _measure(eval_step, device, spec.warmup, spec.repeats)
+        row.update(_summary("eval", times, eval_batch, eval_flops, device_name, variant.precision, device))
+    if device.type == "cuda":
+        row["max_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+        torch.cuda.reset_peak_memory_stats(device)
+    return row
 
 
 def _summary(kind: str, times: list[float], n: int, flops: int, device_name: str, precision: str,

@@ -38,7 +38,8 @@ from torch import nn
 from .checkpoints import load_state_strict
 from .errors import ZsbenchError
 
-__all__ = ["load_backbone_weights", "load_backbone_state", "backbone_state_from_file", "torchvision_to_deeplab", "file_sha256"]
+__all__ = ["load_backbone_weights", "load_backbone_state", "backbone_state_from_file", "torchvision_to_deeplab",
+           "file_sha256"]
 
 _DEEPLAB_STEM = "layer1.conv1.conv.weight"
 _TORCHVISION_STEM = "layer1.0.conv1.weight"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shlex
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -63,14 +61,14 @@ def run(
     from ..engine import Reporter
     from ..runner import default_methods, resume_request, run_comparison, run_one
     from ..tables import format_summary, runs_frame, summarize, write_tables
-    from .launch import distributed_session, relaunch_with_torchrun
+    from .launch import distributed_session, recorded_command, relaunch_with_torchrun
     from .progress import RichReporter
 
     if gpus > 1 and launched_world_size() == 1:
         raise typer.Exit(relaunch_with_torchrun(gpus))
     if resume is not None and (methods or init):
         raise ZsbenchError("--resume continues one run as it was configured; drop the method names and --init")
-    command = shlex.join(["zsbench", *sys.argv[1:]])
+    command = recorded_command()
     names = list(methods) if methods else default_methods()
     out = out or default_runs_dir()
     with distributed_session(device or "cpu") as dev:

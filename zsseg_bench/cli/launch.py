@@ -4,12 +4,16 @@ and every process joins the group torchrun describes (see zsseg_bench/distribute
 from __future__ import annotations
 
 import contextlib
+import os
+import shlex
 import subprocess
 import sys
 
 from ..distributed import init_from_env, launched_world_size, shutdown
 
-__all__ = ["relaunch_with_torchrun", "distributed_session", "strip_option"]
+__all__ = ["relaunch_with_torchrun", "distributed_session", "strip_option", "recorded_command"]
+
+_COMMAND_ENV = "ZSBENCH_COMMAND"
 
 
 def strip_option(argv: list[str], name: str) -> list[str]:
@@ -33,7 +37,18 @@ def relaunch_with_torchrun(n: int) -> int:
     args = strip_option(sys.argv[1:], "--gpus")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
            "-m", "zsseg_bench.cli", *args]
-    return subprocess.call(cmd)
+    env = {**os.environ, _COMMAND_ENV: shlex.join(["zsbench", *sys.argv[1:]])}
+    return subprocess.call(cmd, env=env)
+
+
+def recorded_command() -> str:
+    """The command line a run record should show (the user's, not torchrun's child's)."""
+    if os.environ.get(_COMMAND_ENV):
+        return os.environ[_COMMAND_ENV]
+    if launched_world_size() > 1:
+        return shlex.join(["torchrun", f"--nproc_per_node={launched_world_size()}", "-m", "zsseg_bench.cli",
+                           *sys.argv[1:]])
+    return shlex.join(["zsbench", *sys.argv[1:]])
 
 
 @contextlib.contextmanager
