@@ -336,9 +336,14 @@ def run_comparison(methods: list[str], dataset: str = "synthetic", split: str | 
     batch = RunRecord.create(Path(out), f"{stamp}__{split_name}").path if is_main() else None
     cache = StageCache()
     paths = []
-    for seed in seeds:
-        for m in methods:
-            req = RunRequest(method=m, dataset=dataset, split=split, seed=seed, device=device, data_root=data_root,
-                             overrides=list(overrides), out=batch, command=command, init=init)
-            paths.append(run_one(req, reporter, cache))
+    try:
+        for seed in seeds:
+            for m in methods:
+                req = RunRequest(method=m, dataset=dataset, split=split, seed=seed, device=device,
+                                 data_root=data_root, overrides=list(overrides), out=batch, command=command, init=init)
+                paths.append(run_one(req, reporter, cache))
+    except BaseException:
+        if batch is not None and not any(batch.iterdir()):
+            batch.rmdir()  # input rejected before the first run folder: leave nothing behind
+        raise
     return batch, paths
