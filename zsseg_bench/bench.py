@@ -22,6 +22,7 @@ Variants are written `precision[+cl][+compile]`, e.g. `fp32`, `tf32`, `bf16`, `b
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import time
@@ -199,14 +200,25 @@ def run_bench(spec: BenchSpec) -> dict:
     spec_out = {k: v for k, v in vars(spec).items() if k != "variants"}
     spec_out["variants"] = [v.name for v in spec.variants]
     return {"spec": spec_out, "device": str(device), "device_name": env["device_name"],
-            "torch": env["torch"], "threads": env["torch_threads"], "environment": env, "results": rows}
+            "torch": env["torch"], "threads": env["torch_threads"], "environment": env,
+            # other processes on the machine slow a CPU measurement down; this says how busy it was
+            "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "results": rows}
 
 
 def _bench_variant(spec: BenchSpec, variant: Variant, device: torch.device, device_name: str) -> dict:
     if variant.precision == "tf32" and device.type != "cuda":
         raise ZsbenchError("variant tf32: TF32 exists on CUDA devices only; use fp32 on CPU")
     opts = variant.options()
-    opts.apply_global(device)
+    restore = opts.apply_global(device)
+    try:
+        return _measure_variant(spec, variant, opts, device, device_name)
+    finally:
+        restore()
+
+
+def _measure_variant(spec: BenchSpec, variant: Variant, opts: EngineOptions, device: torch.device,
+                     device_name: str) -> dict:
     cfg, split, method, ctx, make_batch = _setup(spec, variant, device)
     stage = method.stages()[0]
     batch = make_batch(spec.batch, spec.crop, ctx.train_lut) if spec.train else None

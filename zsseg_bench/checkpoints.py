@@ -15,7 +15,6 @@ line naming the file and the keys or shapes at fault.
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -40,14 +39,18 @@ def save_checkpoint(path: Path, method, *, method_name: str, split, config: dict
     }
     if training is not None:
         payload["training"] = training
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
+    # Straight into a temporary file (no in-memory copy: DeepLab training states are ~0.7 GB),
+    # then renamed over the old one: a reader never sees half a checkpoint.
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(buffer.getvalue())
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

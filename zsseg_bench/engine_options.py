@@ -66,8 +66,15 @@ class EngineOptions:
                                f"not {opts.checkpoint_every!r}")
         return opts
 
-    def apply_global(self, device: torch.device) -> None:
-        """Process-wide switches: determinism, TF32, cuDNN autotuning."""
+    def apply_global(self, device: torch.device):
+        """Process-wide switches (determinism, TF32, cuDNN autotuning); returns a function that
+        puts the previous values back, so a run does not change the process it ran in."""
+        previous = {
+            "deterministic": torch.are_deterministic_algorithms_enabled(),
+            "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+            "cudnn": (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+                      torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32),
+        }
         if self.deterministic:
             # cuBLAS needs this before its first use to be deterministic.
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -79,6 +86,13 @@ class EngineOptions:
             torch.backends.cudnn.deterministic = self.deterministic
             torch.backends.cuda.matmul.allow_tf32 = self.tf32
             torch.backends.cudnn.allow_tf32 = self.tf32
+
+        def restore() -> None:
+            torch.use_deterministic_algorithms(previous["deterministic"], warn_only=previous["warn_only"])
+            (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32,
+             torch.backends.cuda.matmul.allow_tf32) = previous["cudnn"]
+
+        return restore
 
 
 def autocast(device: torch.device, precision: str):

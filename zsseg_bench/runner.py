@@ -200,7 +200,6 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
 
     # The method is built before any folder exists: a bad --init file or backbone option
     # leaves nothing behind.
-    options.apply_global(device)
     torch.manual_seed(req.seed)
     method = impl(cfg, classes).to(device)
     broadcast_module(method)  # several processes: rank 0's initial weights everywhere
@@ -245,6 +244,7 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
     checkpoints = TrainingCheckpoints(record.path / "ckpt" if main else None, options.checkpoint_every,
                                       method_name=card.name, split=split, config=cfg, writer=main,
                                       resume=req.resume)
+    restore_switches = options.apply_global(device)
     try:
         if req.resume is not None and main:
             _continue_in(record, req.resume, ctx)
@@ -281,6 +281,7 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
         raise
     finally:
         ctx.close()
+        restore_switches()
     return record.path
 
 

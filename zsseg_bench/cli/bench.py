@@ -41,6 +41,7 @@ def bench(
     embed_dim: Optional[int] = typer.Option(None, "--embed-dim", help="Feature/embedding size (default 600; 32 on "
                                             "synthetic)."),
     overrides: List[str] = typer.Option(None, "--set", help="Config override key=value (repeatable)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)."),
     train: bool = typer.Option(True, "--train/--no-train", help="Time the training step."),
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Time evaluation."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="JSON file to write (default "
@@ -54,6 +55,12 @@ def bench(
         raise ZsbenchError("--crop, --batch, --eval-size, --eval-batch and --repeats must be positive, --warmup >= 0")
     if not (train or evaluate):
         raise ZsbenchError("--no-train and --no-eval together leave nothing to measure")
+    if threads is not None:
+        if threads < 1:
+            raise ZsbenchError("--threads must be positive")
+        import torch
+
+        torch.set_num_threads(threads)
     spec = BenchSpec(method=method, dataset=dataset, split=split, backbone=backbone, crop=crop, batch=batch,
                      eval_size=eval_size, eval_batch=eval_batch, variants=parse_variants(variants), device=device,
                      warmup=warmup, repeats=repeats, embed_dim=embed_dim, overrides=list(overrides or []),
@@ -77,6 +84,11 @@ def bench(
     console.print(table)
     console.print(f"crop {crop}, batch {batch}; eval {eval_size}px, batch {eval_batch or batch}; median of {repeats} "
                   f"after {warmup} warm-up; % peak: dense datasheet peak of the precision, '–' where unknown")
+    if result["device"] == "cpu" and result.get("load_average_1_5_15"):
+        import os
+
+        console.print(f"CPU load average {result['load_average_1_5_15'][0]:.1f} on {os.cpu_count()} cores "
+                      f"(other processes slow CPU timings down)")
     if out is None:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         out = Path("results/bench") / f"{stamp}__{method}__{spec.dataset}.json"
