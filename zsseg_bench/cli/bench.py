@@ -68,20 +68,21 @@ def bench(
     with console.status("benchmarking ..."):
         result = run_bench(spec)
     result["command"] = shlex.join(["zsbench", *sys.argv[1:]])
-    table = Table(title=f"{method} on {result['device_name']} ({result['device']}, {result['threads']} threads, "
-                        f"torch {result['torch']})", header_style="bold")
-    for col in ("variant", "train img/s", "train s/step", "train GFLOP/step", "train TFLOP/s", "train % peak",
-                "eval img/s", "eval s/batch", "eval GFLOP/batch", "eval % peak"):
-        table.add_column(col, justify="left" if col == "variant" else "right")
-    for row in result["results"]:
-        pct = {k: None if row.get(f"{k}_peak_fraction") is None else 100 * row[f"{k}_peak_fraction"]
-               for k in ("train", "eval")}
-        table.add_row(row["variant"], _fmt(row.get("train_images_per_s")), _fmt(row.get("train_step_s"), ".3f"),
-                      _fmt(row.get("train_gflop_per_step"), ".1f"), _fmt(row.get("train_tflops_achieved"), ".3f"),
-                      _fmt(pct["train"], ".1f"), _fmt(row.get("eval_images_per_s")),
-                      _fmt(row.get("eval_step_s"), ".3f"), _fmt(row.get("eval_gflop_per_step"), ".1f"),
-                      _fmt(pct["eval"], ".1f"))
-    console.print(table)
+    title = f"{method} on {result['device_name']} ({result['device']}, {result['threads']} threads, torch {result['torch']})"
+    for kind, label, n in (("train", f"training step: crop {crop}, batch {batch}", batch),
+                           ("eval", f"evaluation: {eval_size} px, batch {eval_batch or batch}", eval_batch or batch)):
+        rows = [r for r in result["results"] if f"{kind}_images_per_s" in r]
+        if not rows:
+            continue
+        table = Table(title=f"{title}\n{label}", header_style="bold")
+        for col in ("variant", "img/s", "s/step", "GFLOP/step", "TFLOP/s", "% of peak"):
+            table.add_column(col, justify="left" if col == "variant" else "right")
+        for row in rows:
+            frac = row.get(f"{kind}_peak_fraction")
+            table.add_row(row["variant"], _fmt(row[f"{kind}_images_per_s"], ".3g"), _fmt(row[f"{kind}_step_s"], ".3g"),
+                          _fmt(row[f"{kind}_gflop_per_step"], ".4g"), _fmt(row[f"{kind}_tflops_achieved"], ".3g"),
+                          _fmt(None if frac is None else 100 * frac, ".1f"))
+        console.print(table)
     console.print(f"crop {crop}, batch {batch}; eval {eval_size}px, batch {eval_batch or batch}; median of {repeats} "
                   f"after {warmup} warm-up; % peak: dense datasheet peak of the precision, '–' where unknown")
     if result["device"] == "cpu" and result.get("load_average_1_5_15"):
