@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from interrupt import StopAt
 from zsseg_bench.checkpoints import load_checkpoint
 from zsseg_bench.datasets.synthetic import SyntheticSegmentation
 from zsseg_bench.engine import Reporter, TrainContext
@@ -23,21 +24,6 @@ from zsseg_bench.splits import load_split
 
 TINY = ["train.iterations=12", "dataset.n_train=32", "dataset.n_test=8", "dataset.size=32", "data.batch_size=4",
         "backbone.width=8", "engine.checkpoint_every=4", "engine.deterministic=true", "log_every=2"]
-
-
-class StopAt(Reporter):
-    """Raises KeyboardInterrupt (as Ctrl-C would) after `n` iterations of the stage labelled `label`."""
-
-    def __init__(self, n: int, label: str | None = None):
-        self.n, self.label, self.count, self.current = n, label, 0, None
-
-    def stage_start(self, label, total):
-        self.current, self.count = label, 0
-
-    def advance(self, n=1, info=""):
-        self.count += n
-        if (self.label is None or self.current == self.label) and self.count >= self.n:
-            raise KeyboardInterrupt
 
 
 def _losses(run_dir):

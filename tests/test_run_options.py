@@ -60,8 +60,7 @@ def test_engine_options_are_checked(tmp_path):
 
 
 def test_resume_from_the_command_line(tmp_path):
-    from test_resume import StopAt
-
+    from interrupt import StopAt
     from zsseg_bench.runner import RunRequest, run_one
 
     overrides = [TINY[i + 1] for i in range(0, len(TINY), 2)] + ["engine.checkpoint_every=2"]
