@@ -68,7 +68,8 @@ def bench(
     with console.status("benchmarking ..."):
         result = run_bench(spec)
     result["command"] = shlex.join(["zsbench", *sys.argv[1:]])
-    title = f"{method} on {result['device_name']} ({result['device']}, {result['threads']} threads, torch {result['torch']})"
+    title = (f"{method} on {result['device_name']} ({result['device']}, {result['threads']} threads, "
+             f"torch {result['torch']})")
     for kind, label in (("train", f"training step: crop {crop}, batch {batch}"),
                         ("eval", f"evaluation: {eval_size} px, batch {eval_batch or batch}")):
         rows = [r for r in result["results"] if f"{kind}_images_per_s" in r]
