@@ -15,12 +15,12 @@ from zsseg_bench.errors import ZsbenchError
 def test_bench_command_prints_throughput_and_flops(tmp_path):
     out = tmp_path / "bench.json"
     result = CliRunner().invoke(app, ["bench", "spnet", "--crop", "32", "--batch", "2", "--eval-size", "40",
-                                      "--repeats", "2", "--warmup", "1", "--variants", "fp32,bf16+cl",
+                                      "--repeats", "2", "--warmup", "1", "--variants", "bf16+cl",
                                       "--set", "backbone.width=8", "--out", str(out)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "img/s" in result.output and "GFLOP" in result.output and f"wrote {out}" in result.output
     data = json.loads(out.read_text())
-    assert [r["variant"] for r in data["results"]] == ["fp32", "bf16+cl"]
+    assert [r["variant"] for r in data["results"]] == ["bf16+cl"]
     for row in data["results"]:
         assert row["train_images_per_s"] > 0 and row["eval_images_per_s"] > 0
         assert len(row["train_step_s_all"]) == 2 and row["train_peak_fraction"] is None  # CPU: peak unknown

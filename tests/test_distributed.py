@@ -3,9 +3,13 @@ the single-process one for the same weights; training keeps the ranks' weights i
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -65,3 +69,19 @@ def test_two_gloo_processes(tmp_path):
     initial = torch.cat([p.detach().flatten() for p in method.parameters()])
     assert torch.equal(trained[0], trained[1])  # the ranks agree
     assert not torch.equal(trained[0], initial)  # and they did train
+
+
+@pytest.mark.slow
+def test_zsbench_run_gpus_relaunches_under_torchrun(tmp_path):
+    # `--gpus 2 --device cpu`: two gloo processes started by torchrun; one run record, by rank 0.
+    cmd = [sys.executable, "-m", "zsseg_bench.cli", "run", "spnet", "--gpus", "2", "--device", "cpu",
+           "--out", str(tmp_path), "--set", "train.iterations=2", "--set", "dataset.n_train=8",
+           "--set", "dataset.n_test=3", "--set", "dataset.size=24", "--set", "data.batch_size=4",
+           "--set", "backbone.width=8"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = list(tmp_path.glob("*/spnet__*"))
+    assert len(runs) == 1
+    info = json.loads((runs[0] / "run.json").read_text())
+    assert info["status"] == "ok" and info["engine"]["processes"] == 2
+    assert "--gpus 2" in info["command"]
