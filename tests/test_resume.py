@@ -22,8 +22,8 @@ from zsseg_bench.resume import ResumePoint, TrainingCheckpoints
 from zsseg_bench.runner import RunRequest, resume_request, run_one
 from zsseg_bench.splits import load_split
 
-TINY = ["train.iterations=12", "dataset.n_train=32", "dataset.n_test=8", "dataset.size=32", "data.batch_size=4",
-        "backbone.width=8", "engine.checkpoint_every=4", "engine.deterministic=true", "log_every=2"]
+TINY = ["train.iterations=8", "dataset.n_train=16", "dataset.n_test=4", "dataset.size=32", "data.batch_size=4",
+        "backbone.width=8", "engine.checkpoint_every=3", "engine.deterministic=true", "log_every=2"]
 
 
 def _losses(run_dir):
@@ -33,18 +33,19 @@ def _losses(run_dir):
 def test_resumed_run_equals_uninterrupted(tmp_path):
     full = run_one(RunRequest(method="spnet", overrides=TINY, out=tmp_path / "full"))
     with pytest.raises(KeyboardInterrupt):
-        run_one(RunRequest(method="spnet", overrides=TINY, out=tmp_path / "cut"), reporter=StopAt(10))
+        run_one(RunRequest(method="spnet", overrides=TINY, out=tmp_path / "cut"), reporter=StopAt(7))
     cut = next((tmp_path / "cut").iterdir())
     cut_run = json.loads((cut / "run.json").read_text())
     assert cut_run["status"] == "interrupted" and not (cut / "metrics.json").exists()
-    assert load_checkpoint(cut / "ckpt" / "last.pt")["training"]["iteration"] == 8
+    # 16 images in batches of 4: iteration 7 is in the second epoch, the checkpoint at 6 too
+    assert load_checkpoint(cut / "ckpt" / "last.pt")["training"]["iteration"] == 6
 
     resumed = run_one(resume_request(cut))
     assert resumed.parent == cut.parent and resumed != cut
     info = json.loads((resumed / "run.json").read_text())
     assert info["status"] == "ok"
     assert info["resumed_from"] == {"run": str(cut), "checkpoint": "ckpt/last.pt", "stage": "train",
-                                    "stage_index": 0, "iteration": 8, "stage_complete": False}
+                                    "stage_index": 0, "iteration": 6, "stage_complete": False}
     # the interrupted record is untouched, its checkpoint still there
     assert json.loads((cut / "run.json").read_text()) == cut_run
     assert (cut / "ckpt" / "last.pt").is_file() and not (resumed / "ckpt" / "last.pt").exists()
@@ -60,7 +61,7 @@ def test_resumed_run_equals_uninterrupted(tmp_path):
 
 def test_resume_needs_a_checkpoint(tmp_path):
     with pytest.raises(KeyboardInterrupt):
-        run_one(RunRequest(method="spnet", overrides=TINY, out=tmp_path), reporter=StopAt(3))
+        run_one(RunRequest(method="spnet", overrides=TINY, out=tmp_path), reporter=StopAt(2))
     with pytest.raises(ZsbenchError, match="no training checkpoint"):
         resume_request(next(tmp_path.iterdir()))
 
