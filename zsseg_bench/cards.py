@@ -22,7 +22,8 @@ from .yamlio import YAMLError, load_yaml
 from .errors import ZsbenchError, did_you_mean
 from .paths import methods_dir
 
-__all__ = ["Card", "load_card", "list_cards", "card_paths", "resolve_config", "parse_override", "deep_merge"]
+__all__ = ["Card", "load_card", "list_cards", "card_paths", "resolve_config", "apply_overrides", "parse_override",
+           "deep_merge"]
 
 _REQUIRED = ("name", "version", "impl", "title", "paper", "config")
 _OPTIONAL = ("base", "code", "datasets", "published_as", "faithful", "notes", "in_default_run", "wraps",
@@ -132,6 +133,11 @@ def resolve_config(card: Card, dataset: str, overrides: list[str] | tuple = (), 
     cfg: dict = {}
     for layer in layers:
         cfg = deep_merge(cfg, layer)
+    return apply_overrides(cfg, overrides)
+
+
+def apply_overrides(cfg: dict, overrides: list[str] | tuple = ()) -> dict:
+    """`--set key=value` overrides applied, in place, to a resolved config (returned)."""
     for text in overrides:
         keys, value = parse_override(text)
         node = cfg

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shlex
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -70,32 +69,59 @@ def _seeds(text: str) -> list[int]:
 
 @command("run", epilog="Examples:\n\n  zsbench run\n\n  zsbench run spnet spnet-c --seeds 0,1,2\n\n"
                         "  zsbench run spnet --set train.iterations=200 --out /tmp/runs\n\n"
-                        "  zsbench run spnet --dataset voc12 --data-root ~/data/VOC2012 --device cuda")
+                        "  zsbench run spnet --dataset voc12 --data-root ~/data/VOC2012 --device cuda "
+                        "--init deeplabv2_resnet101_init.pth --set backbone.init_parts=body\n\n"
+                        "  zsbench run spnet --dataset voc12 --device cuda --gpus 4\n\n"
+                        "  zsbench run --resume results/runs/<batch>/<run>")
 def run(
     methods: List[str] = typer.Argument(None, help="Method names (default: every method of the comparison)."),
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="synthetic, voc12, context, cocostuff, ..."),
     split: Optional[str] = typer.Option(None, "--split", "-s", help="Split name or file (default: the dataset's)."),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto (default cpu; "
+                                         "with --resume, the interrupted run's)."),
     out: Path = typer.Option(None, "--out", "-o", help="Where run folders go (default ./results/runs)."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="Root folder of a real dataset."),
     overrides: List[str] = typer.Option(None, "--set", help="Config override key=value (repeatable)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write <batch>/report/ (zsbench report)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Backbone weights: an official DeepLab/SPNet/CaGNet "
+                                       "file, a torchvision ResNet-101 or a zsseg-bench checkpoint."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted or failed run folder "
+                                          "from its last checkpoint (into a new run folder)."),
+    gpus: int = typer.Option(1, "--gpus", help="Train and evaluate in N processes (torchrun; DDP-style)."),
 ):
     """Train and evaluate methods; write one run record each and print the comparison table."""
-    from ..runner import default_methods, run_comparison
+    from ..distributed import is_main, launched_world_size
+    from ..engine import Reporter
+    from ..runner import default_methods, resume_request, run_comparison, run_one
     from ..tables import format_summary, runs_frame, summarize, write_tables
+    from .launch import distributed_session, recorded_command, relaunch_with_torchrun
     from .progress import RichReporter
 
+    if gpus > 1 and launched_world_size() == 1:
+        raise typer.Exit(relaunch_with_torchrun(gpus))
+    if resume is not None and (methods or init):
+        raise ZsbenchError("--resume continues one run as it was configured; drop the method names and --init")
+    command = recorded_command()
     names = list(methods) if methods else default_methods()
     out = out or default_runs_dir()
-    try:
-        with RichReporter(console) as reporter:
-            batch, paths = run_comparison(names, dataset, split, _seeds(seeds), device, data_root,
-                                          list(overrides or []), out, reporter, shlex.join(["zsbench", *sys.argv[1:]]))
-    except KeyboardInterrupt:
-        raise ZsbenchError("interrupted (Ctrl-C); the current run is marked 'interrupted' in its run.json",
-                           exit_code=130) from None
+    with distributed_session(device or "cpu") as dev:
+        main = is_main()
+        try:
+            with (RichReporter(console) if main else contextlib.nullcontext(Reporter())) as reporter:
+                if resume is not None:
+                    req = resume_request(resume, dev if device else None, data_root, list(overrides or []), command)
+                    run_one(req, reporter)
+                    batch = resume.parent
+                    paths = [batch]  # the table covers every finished run of the batch
+                else:
+                    batch, paths = run_comparison(names, dataset, split, _seeds(seeds), dev, data_root,
+                                                  list(overrides or []), out, reporter, command, init=init)
+        except KeyboardInterrupt:
+            raise ZsbenchError("interrupted (Ctrl-C); the current run is marked 'interrupted' in its run.json; "
+                               "continue it with zsbench run --resume RUN_DIR", exit_code=130) from None
+    if not main:
+        return
     summary = summarize(runs_frame(paths))
     written = write_tables(summary, batch / "comparison")
     print_comparison(summary)

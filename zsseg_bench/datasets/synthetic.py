@@ -154,6 +154,7 @@ class SyntheticSegmentation(SegDataset):
     name = "synthetic"
     version = VERSION
     class_list = "synthetic"
+    random_transforms = False  # items are fixed tensors (the engine need not seed each read)
 
     def __init__(self, part: str = "train", count: int = 1500, size: int = 64, seed: int = 0, embed_dim: int = 32):
         if part not in _PARTS:
