@@ -25,7 +25,8 @@ def test_bench_command_prints_throughput_and_flops(tmp_path):
         assert row["train_images_per_s"] > 0 and row["eval_images_per_s"] > 0
         assert len(row["train_step_s_all"]) == 2 and row["train_peak_fraction"] is None  # CPU: peak unknown
         assert row["train_gflop_per_step"] > 2 * row["eval_gflop_per_step"] * (32 / 40) ** 2  # fwd + bwd
-    assert data["command"].startswith("zsbench ")
+    assert data["command"].startswith("zsbench bench --crop 32 --batch 2")  # spnet is the default
+    assert "--variants bf16+cl" in data["command"] and "--set backbone.width=8" in data["command"]
 
 
 def test_flops_are_those_of_the_network():

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 import time
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.table import Table
 
-from .app import command, console
+from .app import command, console, invoked_command
 
 
 def _fmt(value, spec: str = ".2f") -> str:
@@ -26,25 +23,25 @@ def bench(
     method: str = typer.Argument("spnet", help="Method name (its card gives the backbone and losses)."),
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Whose card settings and class list to use "
                                 "(no data is read)."),
-    split: Optional[str] = typer.Option(None, "--split", "-s", help="Split (default: the dataset's)."),
-    backbone: Optional[str] = typer.Option(None, "--backbone", help="Override the card's backbone, e.g. "
+    split: str | None = typer.Option(None, "--split", "-s", help="Split (default: the dataset's)."),
+    backbone: str | None = typer.Option(None, "--backbone", help="Override the card's backbone, e.g. "
                                            "deeplabv2-resnet101 or small-cnn."),
     crop: int = typer.Option(321, "--crop", help="Training crop (square, px)."),
     batch: int = typer.Option(8, "--batch", help="Training batch size."),
     eval_size: int = typer.Option(513, "--eval-size", help="Evaluation image size (square, px)."),
-    eval_batch: Optional[int] = typer.Option(None, "--eval-batch", help="Evaluation batch (default: --batch)."),
+    eval_batch: int | None = typer.Option(None, "--eval-batch", help="Evaluation batch (default: --batch)."),
     variants: str = typer.Option("fp32", "--variants", help="Comma list of precision[+cl][+compile]: fp32, tf32, "
                                  "bf16, bf16+cl, bf16+cl+compile, ..."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
     warmup: int = typer.Option(2, "--warmup", help="Untimed runs first (compilation, autotuning)."),
     repeats: int = typer.Option(5, "--repeats", help="Timed runs; the median is reported."),
-    embed_dim: Optional[int] = typer.Option(None, "--embed-dim", help="Feature/embedding size (default 600; 32 on "
+    embed_dim: int | None = typer.Option(None, "--embed-dim", help="Feature/embedding size (default 600; 32 on "
                                             "synthetic)."),
-    overrides: List[str] = typer.Option(None, "--set", help="Config override key=value (repeatable)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)."),
+    overrides: list[str] = typer.Option(None, "--set", help="Config override key=value (repeatable)."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)."),
     train: bool = typer.Option(True, "--train/--no-train", help="Time the training step."),
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Time evaluation."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="JSON file to write (default "
+    out: Path | None = typer.Option(None, "--out", "-o", help="JSON file to write (default "
                                        "results/bench/<stamp>__<method>.json)."),
 ):
     """Measure training and evaluation throughput (images/s), FLOPs and the fraction of peak."""
@@ -67,7 +64,7 @@ def bench(
                      train=train, evaluate=evaluate)
     with console.status("benchmarking ..."):
         result = run_bench(spec)
-    result["command"] = shlex.join(["zsbench", *sys.argv[1:]])
+    result["command"] = invoked_command()
     title = (f"{method} on {result['device_name']} ({result['device']}, {result['threads']} threads, "
              f"torch {result['torch']})")
     for kind, label in (("train", f"training step: crop {crop}, batch {batch}"),

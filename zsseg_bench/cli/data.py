@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-from typing import List, Optional
-
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import ZsbenchError
-from .app import app, console, fail
+from .app import app, command, console
 
 data_app = typer.Typer(help="Check a dataset folder, or count its classes, before training on it.",
                        no_args_is_help=True, rich_markup_mode="rich")
@@ -18,22 +15,11 @@ app.add_typer(data_app, name="data")
 
 
 def data_command(*args, **kwargs):
-    """Like `app.command`: a ZsbenchError becomes one line on stderr and a non-zero exit."""
-
-    def decorator(fn):
-        @functools.wraps(fn)
-        def wrapper(*a, **k):
-            try:
-                return fn(*a, **k)
-            except ZsbenchError as exc:
-                fail(str(exc), exc.exit_code)
-
-        return data_app.command(*args, **kwargs)(wrapper)
-
-    return decorator
+    """`command` for the `zsbench data` sub-app."""
+    return command(*args, group=data_app, path=("data",), **kwargs)
 
 
-def _options(split: Optional[str], overrides: Optional[List[str]]):
+def _options(split: str | None, overrides: list[str] | None):
     from ..cards import parse_override
     from ..splits import load_split
 
@@ -76,13 +62,13 @@ class _Bars:
 def check(
     dataset: str = typer.Argument(..., help="voc12, context, cocostuff, cocostuff10k, ade20k or coco."),
     data_root: str = typer.Option(..., "--data-root", help="The dataset's root folder."),
-    split: Optional[str] = typer.Option(None, "--split", "-s", help="Check labels against this split's class list."),
+    split: str | None = typer.Option(None, "--split", "-s", help="Check labels against this split's class list."),
     part: str = typer.Option("all", "--part", help="train, test or all."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only open the first N images of each part."),
+    limit: int | None = typer.Option(None, "--limit", help="Only open the first N images of each part."),
     strict_counts: bool = typer.Option(False, "--strict-counts",
                                        help="An image count that differs from the full dataset's is an error."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Threads that decode files (default 2 x cores)."),
-    overrides: List[str] = typer.Option(None, "--set", help="Dataset option key=value, e.g. layout=aug."),
+    workers: int | None = typer.Option(None, "--workers", help="Threads that decode files (default 2 x cores)."),
+    overrides: list[str] = typer.Option(None, "--set", help="Dataset option key=value, e.g. layout=aug."),
 ):
     """Check layout, image counts, decoding, mask sizes and label values; exit 1 listing each problem."""
     from ..datasets import DATASETS
@@ -118,11 +104,11 @@ def check(
 def stats(
     dataset: str = typer.Argument(..., help="voc12, context, cocostuff, cocostuff10k, ade20k or coco."),
     data_root: str = typer.Option(..., "--data-root", help="The dataset's root folder."),
-    split: Optional[str] = typer.Option(None, "--split", "-s", help="Mark seen/unseen classes; count images "
+    split: str | None = typer.Option(None, "--split", "-s", help="Mark seen/unseen classes; count images "
                                                                      "with unseen classes."),
     part: str = typer.Option("train", "--part", help="train or test."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Threads that decode files (default 2 x cores)."),
-    overrides: List[str] = typer.Option(None, "--set", help="Dataset option key=value, e.g. layout=aug."),
+    workers: int | None = typer.Option(None, "--workers", help="Threads that decode files (default 2 x cores)."),
+    overrides: list[str] = typer.Option(None, "--set", help="Dataset option key=value, e.g. layout=aug."),
 ):
     """Per-class pixel and image counts; with --split, how many training images contain unseen classes."""
     from ..datasets import DATASETS

@@ -11,7 +11,7 @@ import sys
 
 from ..distributed import init_from_env, launched_world_size, shutdown
 
-__all__ = ["relaunch_with_torchrun", "distributed_session", "strip_option", "recorded_command"]
+__all__ = ["distributed_session", "recorded_command", "relaunch_with_torchrun", "strip_option"]
 
 _COMMAND_ENV = "ZSBENCH_COMMAND"
 
@@ -48,7 +48,9 @@ def recorded_command() -> str:
     if launched_world_size() > 1:
         return shlex.join(["torchrun", f"--nproc_per_node={launched_world_size()}", "-m", "zsseg_bench.cli",
                            *sys.argv[1:]])
-    return shlex.join(["zsbench", *sys.argv[1:]])
+    from .app import invoked_command
+
+    return invoked_command()
 
 
 @contextlib.contextmanager

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
-from .app import command, console
+from .app import command, console, invoked_command
 
 
 @command("report", epilog="Examples:\n\n  zsbench report results/runs/<batch> -o results/report\n\n"
                            "  zsbench report runs/a runs/b -o /tmp/report --source cagnetv2-readme")
 def report(
-    runs: List[Path] = typer.Argument(..., help="Run folders, or folders containing them."),
+    runs: list[Path] = typer.Argument(..., help="Run folders, or folders containing them."),
     out: Path = typer.Option(..., "--out", "-o", help="Report folder (created; a previous report there is replaced)."),
-    source: Optional[str] = typer.Option(None, "--source", help="Published source (default: by priority)."),
-    data_root: Optional[str] = typer.Option(None, "--data-root",
+    source: str | None = typer.Option(None, "--source", help="Published source (default: by priority)."),
+    data_root: str | None = typer.Option(None, "--data-root",
                                             help="Dataset root for the grids' images (default: the runs')."),
     show_unscored: bool = typer.Option(False, "--show-unscored",
                                        help="Grids show predictions on pixels the evaluation ignores too."),
@@ -27,7 +24,7 @@ def report(
     from ..report import make_report
 
     path = make_report(runs, out, source=source, data_root=data_root, mask_unscored=not show_unscored,
-                       command=shlex.join(["zsbench", *sys.argv[1:]]))
+                       command=invoked_command())
     console.print(f"report: [bold]{path}[/]  (html: {path.with_suffix('.html')})")
 
 
@@ -35,9 +32,9 @@ def report(
                             "  zsbench predict <run> a.png b.png -o out --input-size 0 --device cuda")
 def predict(
     run_dir: Path = typer.Argument(..., help="A run folder with trained weights (ckpt/final.pt)."),
-    images: List[Path] = typer.Argument(..., help="Image files (any size; RGB, grayscale or RGBA)."),
+    images: list[Path] = typer.Argument(..., help="Image files (any size; RGB, grayscale or RGBA)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for <name>_pred.png and <name>_overlay.png."),
-    input_size: Optional[int] = typer.Option(
+    input_size: int | None = typer.Option(
         None, "--input-size", help="Shorter side the model sees, in px; 0 = native (default: 64 for synthetic "
                                    "runs, native otherwise)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
