@@ -24,13 +24,12 @@ import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from .errors import ZsbenchError, did_you_mean
 from .paths import methods_dir
+from .yamlio import YAMLError, load_yaml
 
-__all__ = ["Card", "load_card", "list_cards", "card_paths", "resolve_config", "parse_override", "deep_merge",
-           "ST_SUFFIX", "st_defaults_path", "load_st_defaults"]
+__all__ = ["Card", "load_card", "list_cards", "card_paths", "resolve_config", "apply_overrides", "parse_override",
+           "deep_merge", "ST_SUFFIX", "st_defaults_path", "load_st_defaults"]
 
 ST_SUFFIX = "+st"
 
@@ -74,10 +73,10 @@ def load_st_defaults(base: Path | None = None) -> dict:
     """{"version", "config", "datasets"}: the self-training layer of every '<method>+st'."""
     path = st_defaults_path(base)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except OSError:
         raise ZsbenchError(f"{path}: self-training defaults not found; restore the file from the repository") from None
-    except yaml.YAMLError:
+    except YAMLError:
         raise ZsbenchError(f"{path}: not valid YAML; fix the syntax") from None
     if not isinstance(raw, dict) or set(raw) - {"version", "config", "datasets"} or "config" not in raw:
         raise ZsbenchError(f"{path}: expected a mapping with 'version', 'config' and optional 'datasets'")
@@ -89,8 +88,8 @@ def load_st_defaults(base: Path | None = None) -> dict:
 
 def _parse(path: Path) -> Card:
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
+        raw = load_yaml(path.read_text())
+    except YAMLError:
         raise ZsbenchError(f"{path}: not valid YAML; fix the syntax") from None
     if not isinstance(raw, dict):
         raise ZsbenchError(f"{path}: a method card must be a YAML mapping")
@@ -163,8 +162,8 @@ def parse_override(text: str) -> tuple[list[str], object]:
     if not key or any(not part for part in key.split(".")):
         raise ZsbenchError(f"--set {text!r}: bad key {key!r}")
     try:
-        parsed = yaml.safe_load(value) if value else ""
-    except yaml.YAMLError:
+        parsed = load_yaml(value) if value else ""
+    except YAMLError:
         parsed = value
     return key.split("."), parsed
 
@@ -189,6 +188,11 @@ def resolve_config(card: Card, dataset: str, overrides: list[str] | tuple = (), 
     cfg: dict = {}
     for layer in layers:
         cfg = deep_merge(cfg, layer)
+    return apply_overrides(cfg, overrides)
+
+
+def apply_overrides(cfg: dict, overrides: list[str] | tuple = ()) -> dict:
+    """`--set key=value` overrides applied, in place, to a resolved config (returned)."""
     for text in overrides:
         keys, value = parse_override(text)
         node = cfg

@@ -4,17 +4,17 @@ A checkpoint is a `torch.save`d dict:
 
     {"format": 1, "kind": "zsseg-bench", "method": str, "impl": str, "split": str, "split_sha256": str,
      "num_classes": int, "config": dict, "stage": str | None, "iteration": int | None,
-     "state_dict": {...}, "extra": {...}}
+     "state_dict": {...}, "extra": {...}[, "training": {...}]}
 
 Run folders keep them under `ckpt/` (not committed): `final.pt` after training (what
-`zsbench predict` and `zsbench eval` load). Loading checks the format and that the checkpoint
+`zsbench predict` and `zsbench eval` load); during training `last.pt` and `stage-<k>.pt`,
+whose `training` entry holds what resuming needs (resume.py). Loading checks the format and that the checkpoint
 was made for the same method and split, and loads the weights strictly; any mismatch is one
 line naming the file and the keys or shapes at fault.
 """
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -28,7 +28,7 @@ CHECKPOINT_FORMAT = 1
 
 
 def save_checkpoint(path: Path, method, *, method_name: str, split, config: dict, stage: str | None = None,
-                    iteration: int | None = None, extra: dict | None = None) -> Path:
+                    iteration: int | None = None, extra: dict | None = None, training: dict | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -37,14 +37,20 @@ def save_checkpoint(path: Path, method, *, method_name: str, split, config: dict
         "stage": stage, "iteration": iteration,
         "state_dict": {k: v.detach().cpu() for k, v in method.state_dict().items()}, "extra": extra or {},
     }
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
+    if training is not None:
+        payload["training"] = training
+    # Straight into a temporary file (no in-memory copy: DeepLab training states are ~0.7 GB),
+    # then renamed over the old one: a reader never sees half a checkpoint.
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(buffer.getvalue())
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -71,12 +77,20 @@ def load_checkpoint(path: Path, *, method_name: str | None = None, split=None) -
     return payload
 
 
-def load_state_strict(module: torch.nn.Module, state: dict, source: str) -> None:
-    """load_state_dict(strict=True) with a one-line report of missing, unexpected and mis-shaped keys."""
+def load_state_strict(module: torch.nn.Module, state: dict, source: str, names: dict | None = None) -> None:
+    """load_state_dict(strict=True) with a one-line report of missing, unexpected and mis-shaped keys.
+
+    `names` maps a model key to the key it had in the file (when a loader renamed keys), so
+    that the message names both."""
+    names = names or {}
+
+    def show(key: str) -> str:
+        return f"{names[key]} (as {key})" if key in names and names[key] != key else key
+
     own = module.state_dict()
     missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in own
+    unexpected = [show(k) for k in state if k not in own]
+    shapes = [f"{show(k)} {tuple(state[k].shape)} in the file vs {tuple(own[k].shape)} in the model" for k in own
               if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or shapes:
         parts = []

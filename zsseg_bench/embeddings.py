@@ -4,7 +4,9 @@ A provider is registered by name and called as ``provider(split, dataset, cfg) -
 with one row per raw label id of the split's class list (NaN rows are allowed for ids that have
 no vector, as long as no evaluation class needs them). `split_embeddings` then picks the rows
 of the split's evaluation classes, in evaluation order, and applies the normalisation the
-method asks for. The shape is checked against the class list; a mismatch names both.
+method asks for (default ``l2``, or the provider's own ``default_normalize``). The shape is
+checked against the class list; a mismatch names both. The providers for real datasets
+(official word-vector tables, user tables, a text model) are in `embedding_providers.py`.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def split_embeddings(split, dataset, cfg: dict | None) -> np.ndarray:
     """[K, D] float32 embeddings of the split's evaluation classes, in evaluation order."""
     cfg = dict(cfg or {})
     provider = cfg.get("provider", "dataset")
-    table = np.asarray(EMBEDDINGS.get(provider)(split, dataset, cfg), dtype=np.float32)
+    fn = EMBEDDINGS.get(provider)
+    table = np.asarray(fn(split, dataset, cfg), dtype=np.float32)
     n_raw = max(split.classes.ids) + 1
     if table.ndim != 2 or table.shape[0] < n_raw:
         raise ZsbenchError(f"embedding table from provider {provider!r} has shape {table.shape}, but class list "
@@ -49,9 +52,12 @@ def split_embeddings(split, dataset, cfg: dict | None) -> np.ndarray:
     if not np.isfinite(rows).all():
         bad = [n for n, r in zip(split.eval_names, rows) if not np.isfinite(r).all()]
         raise ZsbenchError(f"embedding provider {provider!r} has no vector for classes {bad}")
-    norm = cfg.get("normalize", "l2")
+    norm = cfg.get("normalize", getattr(fn, "default_normalize", "l2"))
     if norm == "l2":
         rows = normalize_rows(rows)
     elif norm not in (None, "none"):
         raise ZsbenchError(f"embeddings.normalize must be 'l2' or 'none', not {norm!r}")
     return rows.astype(np.float32)
+
+
+from . import embedding_providers  # noqa: E402,F401  (registers the providers for real datasets)

@@ -11,6 +11,8 @@
       confusion.npy    the raw int64 matrix (rows = ground truth); `zsbench score` rescoring it
                        reproduces metrics.json
       train_log.jsonl  one JSON object per logging step
+      predictions/     the predictions on a fixed subset of test images, as palette PNGs of raw
+                       label ids, and index.json naming them (written by predictions.py)
 
 Every file is written to a temporary name and renamed into place, so a reader never sees half
 a file; metrics.json appears only once evaluation has finished. A folder is claimed with an
@@ -35,7 +37,8 @@ import yaml
 
 from .errors import ZsbenchError
 
-__all__ = ["SCHEMA_VERSION", "RunRecord", "make_run_id", "find_records", "load_record", "environment", "utcnow"]
+__all__ = ["SCHEMA_VERSION", "RunRecord", "make_run_id", "find_records", "load_record", "environment", "utcnow",
+           "read_per_class", "read_confusion", "read_train_log"]
 
 SCHEMA_VERSION = 1
 STATUSES = ("running", "ok", "failed", "interrupted")
@@ -151,6 +154,15 @@ class RunRecord:
     def write_csv(self, name: str, frame: pd.DataFrame) -> None:
         _atomic_write(self.path / name, frame.to_csv(index=False).encode())
 
+    def write_file(self, relpath: str, data: bytes) -> Path:
+        """Any other file (e.g. predictions/<image>.png), atomically, in a sub-folder if named."""
+        path = self.path / relpath
+        if self.path.resolve() not in path.resolve().parents:
+            raise ValueError(f"{relpath!r} is not inside the run folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, data)
+        return path
+
     def update_run(self, **fields) -> dict:
         current = json.loads((self.path / "run.json").read_text()) if (self.path / "run.json").exists() else {}
         current.update(fields)
@@ -206,3 +218,44 @@ def load_record(path: Path) -> dict:
     else:
         run["metrics"] = None
     return run
+
+
+def read_per_class(path: Path) -> pd.DataFrame | None:
+    """per_class.csv of a run folder, or None if the run wrote none."""
+    file = Path(path) / "per_class.csv"
+    if not file.is_file():
+        return None
+    try:
+        return pd.read_csv(file)
+    except (OSError, ValueError) as exc:
+        raise ZsbenchError(f"{file}: unreadable per-class table ({exc.__class__.__name__})") from None
+
+
+def read_confusion(path: Path) -> np.ndarray | None:
+    """confusion.npy of a run folder (int64, rows = ground truth), or None if the run wrote none."""
+    file = Path(path) / "confusion.npy"
+    if not file.is_file():
+        return None
+    try:
+        return np.load(file, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ZsbenchError(f"{file}: unreadable confusion matrix ({exc.__class__.__name__})") from None
+
+
+def read_train_log(path: Path) -> list[dict]:
+    """The entries of train_log.jsonl ([] when absent); a torn last line (a killed run) is skipped."""
+    file = Path(path) / "train_log.jsonl"
+    if not file.is_file():
+        return []
+    entries = []
+    lines = file.read_text().splitlines()
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            if n == len(lines):
+                break
+            raise ZsbenchError(f"{file}:{n}: not a JSON line") from None
+    return entries

@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import yaml
+from .yamlio import YAMLError, load_yaml
 
 from .errors import ZsbenchError, did_you_mean
 from .paths import splits_dir
@@ -62,11 +62,18 @@ class ClassList:
         return self.ids[self.names.index(class_name)]
 
 
-def load_class_list(name: str, base: Path | None = None) -> ClassList:
-    path = (base or splits_dir()) / "classes" / f"{name}.txt"
-    if not path.is_file():
-        known = [p.stem for p in ((base or splits_dir()) / "classes").glob("*.txt")]
-        raise ZsbenchError(f"class list {name!r} not found at {path}{did_you_mean(name, known)}")
+def load_class_list(name: str, base: Path | None = None, near: Path | None = None) -> ClassList:
+    """Find `classes/<name>.txt` under `base` (default: splits/), or next to a split file
+    given by path (`near`: its folder's or its parent folder's `classes/`)."""
+    roots = [base or splits_dir()]
+    if near is not None:
+        roots = [near.parent.parent, near.parent] + roots
+    candidates = [r / "classes" / f"{name}.txt" for r in roots]
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None:
+        known = sorted({p.stem for r in roots for p in (r / "classes").glob("*.txt")})
+        raise ZsbenchError(f"class list {name!r} not found (looked in {', '.join(str(c.parent) for c in candidates)})"
+                           f"{did_you_mean(name, known)}")
     ids, names = [], []
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip() or line.startswith("#"):
@@ -198,8 +205,8 @@ def _fail(path: Path, fieldname: str, problem: str) -> ZsbenchError:
 def _parse(path: Path, base: Path | None) -> Split:
     text = path.read_bytes()
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        raw = load_yaml(text)
+    except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise ZsbenchError(f"{path}: not valid YAML{where}; fix the syntax") from None
@@ -222,7 +229,7 @@ def _parse(path: Path, base: Path | None) -> Split:
         if not isinstance(raw[key], str) or not raw[key]:
             raise _fail(path, key, "must be a non-empty string")
     try:
-        classes = load_class_list(raw["classes"], base)
+        classes = load_class_list(raw["classes"], base, near=path)
     except ZsbenchError as exc:
         raise _fail(path, "classes", str(exc)) from None
     lists = {}

@@ -60,15 +60,22 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def add_published(summary: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
-    """Add <metric> pub and Δ <metric> (ours - published) for rows with a published match."""
+def add_published(summary: pd.DataFrame, source: str | None = None, against: tuple[str, str] | None = None
+                  ) -> pd.DataFrame:
+    """Add <metric> pub and Δ <metric> (ours - published) for rows with a published match.
+
+    `against=(dataset, split)` puts that dataset's published rows beside every run instead of
+    the run's own dataset (e.g. synthetic runs beside the VOC rows): for orientation only,
+    the numbers are not comparable and no check uses them.
+    """
     out = summary.copy()
     sources = []
     for metric in METRIC_NAMES:
         out[f"{metric} pub"] = np.nan
     for i, row in out.iterrows():
-        pub = lookup(row["method"], row["dataset"], row["split"], source)
-        sources.append(pub["source"] if pub is not None else "")
+        dataset, split = against if against else (row["dataset"], row["split"])
+        pub = lookup(row["method"], dataset, split, source)
+        sources.append(f"{pub['source']} ({dataset}/{split})" if pub is not None else "")
         if pub is not None:
             for metric in METRIC_NAMES:
                 out.at[i, f"{metric} pub"] = pub[metric]

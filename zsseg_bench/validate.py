@@ -56,7 +56,7 @@ def _check_card_file(path: Path) -> list[str]:
 
 def _check_split_file(path: Path) -> list[str]:
     try:
-        load_split(path, path.parent.parent)
+        load_split(path)
     except ZsbenchError as exc:
         return [str(exc)]
     return []
@@ -93,7 +93,7 @@ def validate_all() -> tuple[int, list[str]]:
         from .splits import PROTOCOLS
 
         pub = published_frame()
-        values = pub[list(METRIC_NAMES)].stack()
+        values = pub[list(METRIC_NAMES)].stack().dropna()
         if ((values < 0) | (values > 1)).any():
             problems.append("results/published: metric values must be fractions in [0, 1]")
         for _, row in pub[~pub.protocol.isin(PROTOCOLS)].iterrows():

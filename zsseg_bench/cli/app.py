@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import inspect
+import shlex
+import sys
+from pathlib import Path
 
 import typer
+import typer.models
 from rich.console import Console
 
 from ..errors import ZsbenchError
@@ -25,20 +31,62 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def command(*args, **kwargs):
-    """`app.command`, plus: a ZsbenchError becomes one line on stderr and a non-zero exit."""
+# The command being run and its parsed arguments, so records can show how they were made.
+_invocation: contextvars.ContextVar = contextvars.ContextVar("zsbench_invocation", default=None)
+
+
+def command(*args, group: typer.Typer = app, path: tuple[str, ...] = (), **kwargs):
+    """`group.command`, plus: a ZsbenchError becomes one line on stderr and a non-zero exit.
+
+    `path` names the sub-app (("data",) for `zsbench data ...`), for `invoked_command`.
+    """
 
     def decorator(fn):
+        name = args[0] if args else kwargs.get("name", fn.__name__.replace("_", "-"))
+
         @functools.wraps(fn)
         def wrapper(*a, **k):
+            token = _invocation.set(((*path, name), fn, k))
             try:
                 return fn(*a, **k)
             except ZsbenchError as exc:
                 fail(str(exc), exc.exit_code)
+            finally:
+                _invocation.reset(token)
 
-        return app.command(*args, **kwargs)(wrapper)
+        return group.command(*args, **kwargs)(wrapper)
 
     return decorator
+
+
+def invoked_command() -> str:
+    """The command line as the user typed it, for run records, reports and benchmark files.
+
+    Under the `zsbench` script (or `python -m zsseg_bench.cli`) that is argv. When the app is called
+    some other way (a test's CliRunner, a notebook) argv belongs to the host program, so the line is
+    rebuilt from the running command's parsed arguments, leaving out those at their defaults.
+    """
+    argv0 = sys.argv[0] if sys.argv else ""
+    if Path(argv0).name == "zsbench" or "zsseg_bench" in argv0:
+        return shlex.join(["zsbench", *sys.argv[1:]])
+    current = _invocation.get()
+    if current is None:
+        return "zsbench"
+    names, fn, values = current
+    words = []
+    for pname, param in inspect.signature(fn).parameters.items():
+        info, value = param.default, values.get(pname)
+        default = getattr(info, "default", info)
+        if value is None or value == default or value in ((), []) or value is False:
+            continue
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        if isinstance(info, typer.models.ArgumentInfo):
+            words += [str(v) for v in items]
+            continue
+        decls = [d for d in getattr(info, "param_decls", ()) or () if d.startswith("--")]
+        flag = decls[0].split("/")[0] if decls else "--" + pname.replace("_", "-")
+        words += [flag] if value is True else [w for v in items for w in (flag, str(v))]
+    return shlex.join(["zsbench", *names, *words])
 
 
 def main() -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shlex
-import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -28,6 +27,39 @@ def _rich_table(frame, title: str | None = None) -> Table:
     return table
 
 
+def print_packed(frame, keys: list[str], groups: list[list[str]], title: str | None = None) -> None:
+    """Print `frame` as rich tables: `keys` columns on every table, the `groups` of columns packed
+    greedily so each table fits the terminal (a group is never split)."""
+
+    def width(cols):
+        return sum(max(len(str(v)) for v in frame[c].tolist() + [c]) + 3 for c in cols) + 1
+
+    tables, current = [], []
+    for group in groups:
+        if current and width(keys + current + group) > console.width:
+            tables.append(current)
+            current = []
+        current += group
+    tables.append(current)
+    for i, cols in enumerate(tables):
+        console.print(_rich_table(frame[keys + cols], title=title if i == 0 else None))
+
+
+def print_comparison(summary, metrics=METRIC_NAMES) -> None:
+    """The comparison table; a metric stays beside its published value and delta."""
+    from ..tables import format_summary
+
+    shown = format_summary(summary, metrics, decimals=4)
+    keys = [c for c in ("method", "flags") if c in shown]
+    title = ", ".join(f"{d} / {s}" for d, s in dict.fromkeys(zip(summary["dataset"], summary["split"])))
+    title += f"  (seeds {'; '.join(dict.fromkeys(summary['seeds']))}; fractions, mean ± std over seeds)"
+    groups = [[c for c in (m, f"{m} pub", f"Δ {m}") if c in shown] for m in metrics]
+    print_packed(shown, keys, groups, title)
+    if "source" in shown:
+        console.print("published source per method: " + ", ".join(
+            f"{m}: {s}" for m, s in zip(shown["method"], shown["source"])))
+
+
 def _seeds(text: str) -> list[int]:
     try:
         return [int(s) for s in text.split(",") if s.strip()]
@@ -37,35 +69,69 @@ def _seeds(text: str) -> list[int]:
 
 @command("run", epilog="Examples:\n\n  zsbench run\n\n  zsbench run spnet spnet-c --seeds 0,1,2\n\n"
                         "  zsbench run spnet --set train.iterations=200 --out /tmp/runs\n\n"
-                        "  zsbench run spnet --dataset voc12 --data-root ~/data/VOC2012 --device cuda")
+                        "  zsbench run spnet --dataset voc12 --data-root ~/data/VOC2012 --device cuda "
+                        "--init deeplabv2_resnet101_init.pth --set backbone.init_parts=body\n\n"
+                        "  zsbench run spnet --dataset voc12 --device cuda --gpus 4\n\n"
+                        "  zsbench run --resume results/runs/<batch>/<run>")
 def run(
     methods: List[str] = typer.Argument(None, help="Method names (default: every method of the comparison)."),
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="synthetic, voc12, context, cocostuff, ..."),
     split: Optional[str] = typer.Option(None, "--split", "-s", help="Split name or file (default: the dataset's)."),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto (default cpu; "
+                                         "with --resume, the interrupted run's)."),
     out: Path = typer.Option(None, "--out", "-o", help="Where run folders go (default ./results/runs)."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="Root folder of a real dataset."),
     overrides: List[str] = typer.Option(None, "--set", help="Config override key=value (repeatable)."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write <batch>/report/ (zsbench report)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Backbone weights: an official DeepLab/SPNet/CaGNet "
+                                       "file, a torchvision ResNet-101 or a zsseg-bench checkpoint."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted or failed run folder "
+                                          "from its last checkpoint (into a new run folder)."),
+    gpus: int = typer.Option(1, "--gpus", help="Train and evaluate in N processes (torchrun; DDP-style)."),
 ):
     """Train and evaluate methods; write one run record each and print the comparison table."""
-    from ..runner import default_methods, run_comparison
-    from ..tables import format_summary, runs_frame, summarize, write_tables
+    from ..distributed import is_main, launched_world_size
+    from ..engine import Reporter
+    from ..runner import default_methods, resume_request, run_comparison, run_one
+    from ..tables import runs_frame, summarize, write_tables
+    from .launch import distributed_session, recorded_command, relaunch_with_torchrun
     from .progress import RichReporter
 
+    if gpus > 1 and launched_world_size() == 1:
+        raise typer.Exit(relaunch_with_torchrun(gpus))
+    if resume is not None and (methods or init):
+        raise ZsbenchError("--resume continues one run as it was configured; drop the method names and --init")
+    command = recorded_command()
     names = list(methods) if methods else default_methods()
     out = out or default_runs_dir()
-    try:
-        with RichReporter(console) as reporter:
-            batch, paths = run_comparison(names, dataset, split, _seeds(seeds), device, data_root,
-                                          list(overrides or []), out, reporter, shlex.join(["zsbench", *sys.argv[1:]]))
-    except KeyboardInterrupt:
-        raise ZsbenchError("interrupted (Ctrl-C); the current run is marked 'interrupted' in its run.json",
-                           exit_code=130) from None
+    with distributed_session(device or "cpu") as dev:
+        main = is_main()
+        try:
+            with (RichReporter(console) if main else contextlib.nullcontext(Reporter())) as reporter:
+                if resume is not None:
+                    req = resume_request(resume, dev if device else None, data_root, list(overrides or []), command)
+                    run_one(req, reporter)
+                    batch = resume.parent
+                    paths = [batch]  # the table covers every finished run of the batch
+                else:
+                    batch, paths = run_comparison(names, dataset, split, _seeds(seeds), dev, data_root,
+                                                  list(overrides or []), out, reporter, command, init=init)
+        except KeyboardInterrupt:
+            raise ZsbenchError("interrupted (Ctrl-C); the current run is marked 'interrupted' in its run.json; "
+                               "continue it with zsbench run --resume RUN_DIR", exit_code=130) from None
+    if not main:
+        return
     summary = summarize(runs_frame(paths))
     written = write_tables(summary, batch / "comparison")
-    console.print(_rich_table(format_summary(summary), title=f"{dataset} / {summary['split'].iloc[0]}"))
-    console.print(f"run records: [bold]{batch}[/]  (table: {written[0]})")
+    print_comparison(summary)
+    console.print(f"run records: [bold]{batch}[/]")
+    console.print(f"table: {written[0]}")
+    if report:
+        from ..report import make_report
+
+        made = make_report([batch], batch / "report", command=f"zsbench report {batch} -o {batch / 'report'}")
+        console.print(f"report: [bold]{made}[/]")
 
 
 @command("score", epilog="Examples:\n\n  zsbench score results/runs/<batch>/<run>/confusion.npy --split synthetic-9-3\n\n"
@@ -117,16 +183,19 @@ def _load_matrix(path: Path, k: int) -> np.ndarray:
 
 
 @command("table", epilog="Examples:\n\n  zsbench table results/runs/<batch>\n\n"
-                          "  zsbench table results/runs/* --published --out results/tables/synthetic")
+                          "  zsbench table results/runs/* --published --out results/tables/synthetic\n\n"
+                          "  zsbench table results/runs/<batch> --published --against voc12")
 def table(
     runs: List[Path] = typer.Argument(..., help="Run folders, or folders containing them."),
     published: bool = typer.Option(False, "--published", help="Add published values and deltas."),
     source: Optional[str] = typer.Option(None, "--source", help="Published source (default: by priority)."),
+    against: Optional[str] = typer.Option(None, "--against", help="With --published: show DATASET[/SPLIT]'s "
+                                          "published rows instead of the runs' own (e.g. voc12 beside synthetic)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write OUT.md, .csv, .tex, .parquet."),
     metrics: str = typer.Option(",".join(METRIC_NAMES), "--metrics", help="Comma-separated metric columns."),
 ):
     """One table from run records: mean ± std over seeds, optionally beside the published numbers."""
-    from ..tables import add_published, format_summary, runs_frame, summarize, write_tables
+    from ..tables import add_published, runs_frame, summarize, write_tables
 
     chosen = [m.strip() for m in metrics.split(",") if m.strip()]
     unknown = [m for m in chosen if m not in METRIC_NAMES]
@@ -135,9 +204,22 @@ def table(
     summary = summarize(runs_frame(runs))
     if summary.empty:
         raise ZsbenchError("no finished (status ok) runs under the given folders")
+    if against and not published:
+        raise ZsbenchError("--against only makes sense with --published")
     if published:
-        summary = add_published(summary, source)
-    console.print(_rich_table(format_summary(summary, chosen)))
+        target = None
+        if against:
+            from ..runner import DEFAULT_SPLITS
+
+            ds, _, sp = against.partition("/")
+            sp = sp or DEFAULT_SPLITS.get(ds)
+            if not sp:
+                raise ZsbenchError(f"--against {against!r}: name the split too, e.g. {ds}/<split>")
+            target = (ds, sp)
+            console.print(f"[yellow]published rows of {ds}/{sp} shown for orientation: a different dataset, "
+                          f"not comparable, not a check")
+        summary = add_published(summary, source, target)
+    print_comparison(summary, chosen)
     if out:
         for p in write_tables(summary, out, chosen):
             console.print(f"wrote {p}")
@@ -180,7 +262,7 @@ def published(
     shown = frame[["source", "dataset", "split", "method", *metric_cols]].copy()
     for m in metric_cols:
         shown[m] = shown[m].map(lambda v: "–" if np.isnan(v) else f"{v:.4f}")
-    console.print(_rich_table(shown, title=f"published rows: {len(frame)}"))
+    print_packed(shown, ["source", "split", "method"], [[m] for m in metric_cols], f"published rows: {len(frame)}")
 
 
 @command("validate", epilog="Examples:\n\n  zsbench validate\n\n  zsbench validate splits/voc12/voc12-15-5.yaml")
@@ -223,4 +305,5 @@ def ls(what: str = typer.Argument(..., help="methods | datasets | splits | metri
         frame = pd.DataFrame({what[:-1]: reg.names()})
     else:
         raise ZsbenchError(f"zsbench ls {what!r}: choose methods, datasets, splits, metrics, backbones or embeddings")
-    console.print(_rich_table(frame))
+    key = list(frame.columns[:1])
+    print_packed(frame.astype(str), key, [[c] for c in frame.columns[1:]])

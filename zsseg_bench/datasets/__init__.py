@@ -2,6 +2,7 @@
 
 from .base import DATASETS, SegDataset
 from . import synthetic  # noqa: F401  (registers "synthetic")
+from . import voc, context, cocostuff, ade20k, coco  # noqa: F401,E402  (register the real datasets)
 
 __all__ = ["DATASETS", "SegDataset", "build_dataset"]
 

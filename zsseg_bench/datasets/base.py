@@ -9,7 +9,10 @@ A dataset is a torch `Dataset` of dicts:
 * ``index`` (int) and ``name`` (str, the image id, used in error messages).
 
 Builders are registered by name: ``DATASETS.get(name)(part, root, cfg) -> SegDataset`` with
-``part`` in {"train", "test"}.
+``part`` in {"train", "test"}. ``cfg`` is the run's ``dataset`` config section; the runner adds
+``classes`` (the split's class list) so that a dataset with several label spaces (Pascal-Context)
+yields the ids of the right one. Real datasets live in one module per family (voc.py, ...) on
+top of files.py.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ class SegDataset(torch.utils.data.Dataset):
     name: str = ""
     version: str = "1"
     class_list: str = ""
+    # (H, W) when every image has the same size (the synthetic benchmark), else None: the
+    # engine then needs a crop or warp to batch training images, and evaluates one at a time.
+    fixed_size: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         raise NotImplementedError

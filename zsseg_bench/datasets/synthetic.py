@@ -154,6 +154,7 @@ class SyntheticSegmentation(SegDataset):
     name = "synthetic"
     version = VERSION
     class_list = "synthetic"
+    random_transforms = False  # items are fixed tensors (the engine need not seed each read)
 
     def __init__(self, part: str = "train", count: int = 1500, size: int = 64, seed: int = 0, embed_dim: int = 32):
         if part not in _PARTS:
@@ -161,6 +162,7 @@ class SyntheticSegmentation(SegDataset):
         if not 16 <= size <= 128:
             raise ValueError(f"synthetic images are 16 to 128 px, not {size}")
         self.part, self.size, self.seed, self.embed_dim = part, size, seed, embed_dim
+        self.fixed_size = (size, size)
         self.images, self.labels = _generate(seed, part, count, size, embed_dim)
 
     def __len__(self) -> int:

@@ -62,20 +62,21 @@ class SPNet(Method):
         self.register_buffer("gamma", torch.tensor(float(gamma) if gamma != "heldout" else 0.0))
 
     def stages(self) -> list[Stage]:
-        return [Stage("train", int(self.cfg["train"]["iterations"]))]
+        t = self.cfg["train"]
+        return [Stage("train", int(t["iterations"]), batch_size=t.get("batch_size"))]
 
     def configure_optimizers(self, stage: Stage):
+        # The backbone names its groups (DeepLab: ResNet convs / ASPP weights / ASPP biases,
+        # frozen BN in none); SPNet's multipliers are 1x, 10x and 20x with no weight decay.
         t = self.cfg["train"]
-        head = [p for n, p in self.backbone.named_parameters() if n.startswith("head")]
-        body = [p for n, p in self.backbone.named_parameters() if not n.startswith("head")]
-        head_w = [p for p in head if p.dim() > 1]
-        head_b = [p for p in head if p.dim() <= 1]
-        groups = [
-            {"params": body, "lr_mult": 1.0},
-            {"params": head_w, "lr_mult": t.get("head_lr_mult", 10.0)},
-            {"params": head_b, "lr_mult": 2 * t.get("head_lr_mult", 10.0), "weight_decay": 0.0},
+        groups = self.backbone.lr_groups()
+        mult = t.get("head_lr_mult", 10.0)
+        param_groups = [
+            {"params": groups["body"], "lr_mult": 1.0},
+            {"params": groups["head_weight"], "lr_mult": mult},
+            {"params": groups["head_bias"], "lr_mult": 2 * mult, "weight_decay": 0.0},
         ]
-        opt, sched = sgd_poly(groups, t["lr"], stage.iterations, t.get("momentum", 0.9),
+        opt, sched = sgd_poly(param_groups, t["lr"], stage.iterations, t.get("momentum", 0.9),
                               t.get("weight_decay", 5e-4), t.get("poly_power", 0.9), t.get("lr_decay_every", 1))
         return {"main": (opt, sched)}
 
@@ -83,22 +84,23 @@ class SPNet(Method):
         return self.backbone(images)
 
     def training_step(self, batch: dict, stage: Stage, iteration: int) -> dict:
-        outputs = self.features(batch["image"])
+        seen_emb = self.embeddings[self.seen]
+        # The projection is the backbone's head: with the multi-scale wrapper the max is taken
+        # over class logits, as in the official code.
+        outputs = self.backbone(batch["image"], head=lambda f: projection_logits(f, seen_emb))
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         ignore = self.classes.ignore_index
         label = batch["label"]
         target = torch.where(label == ignore, label, self.seen_lut[label.clamp(max=len(self.seen_lut) - 1)])
-        seen_emb = self.embeddings[self.seen]
         at = self.cfg.get("loss_at", "label")
         # SPNet sums the loss over its multi-scale outputs.
-        loss = sum(dense_cross_entropy(projection_logits(f, seen_emb), target, ignore, at) for f in outputs)
+        loss = sum(dense_cross_entropy(logits, target, ignore, at) for logits in outputs)
         return {"loss": loss}
 
     def logits(self, images: torch.Tensor, size=None) -> torch.Tensor:
-        out = self.features(images)
-        if isinstance(out, (list, tuple)):
-            out = out[-1]
-        logits = projection_logits(out, self.embeddings)
+        logits = self.backbone(images, head=lambda f: projection_logits(f, self.embeddings))
+        if isinstance(logits, (list, tuple)):
+            logits = logits[-1]
         if size is not None and tuple(logits.shape[-2:]) != tuple(size):
             logits = F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=False)
         return logits

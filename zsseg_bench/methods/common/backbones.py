@@ -3,7 +3,21 @@
 `small-cnn` is the CPU backbone for the synthetic benchmark: a DeepLab-shaped network in
 miniature (a strided stem, a dilated context stack, an ASPP-like sum of dilated 3x3 heads), so
 methods written for DeepLabv2 run unchanged on it. The real-scale DeepLabv2 ResNet-101 lives in
-its own module and registers here too.
+its own module (`deeplab.py`, `deeplabv2-resnet101`) and registers here too.
+
+What every backbone offers a method:
+
+* `forward(x, head=None)`: the dense feature map, or `head(features)` when a head function is
+  given (a multi-scale backbone applies it to every scale before fusing them; in training
+  mode it may return a list of maps whose last element is the fused one).
+* `lr_groups()`: named parameter lists for the official learning-rate multipliers:
+  `body` (1x), `head_weight` (10x) and `head_bias` (20x, no weight decay) for DeepLab-style
+  networks. Frozen parameters are in no group.
+* `out_channels`, `output_stride`.
+
+`backbone.init: PATH` loads weights into the backbone right after it is built (official
+DeepLab/CaGNet files, a torchvision ResNet-101, or a zsseg-bench checkpoint; see `weights.py`);
+what was loaded is in `backbone.init_report`.
 """
 
 from __future__ import annotations
@@ -28,6 +42,8 @@ def _conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn
 class SmallCNN(nn.Module):
     """Output stride 2; receptive field about 40 px, enough to see an object's surroundings."""
 
+    weight_parts = {"body": ("stem.", "body."), "head": ("head.",)}
+
     def __init__(self, out_channels: int, width: int = 32, dilations=(1, 2, 4), head_dilations=(1, 3)):
         super().__init__()
         self.out_channels = out_channels
@@ -37,9 +53,17 @@ class SmallCNN(nn.Module):
         # DeepLabv2-style head: parallel dilated 3x3 convolutions whose outputs are summed.
         self.head = nn.ModuleList(nn.Conv2d(width, out_channels, 3, padding=d, dilation=d) for d in head_dilations)
 
-    def forward(self, x):
+    def forward(self, x, head=None):
         x = self.body(self.stem(x))
-        return sum(conv(x) for conv in self.head)
+        out = sum(conv(x) for conv in self.head)
+        return head(out) if head is not None else out
+
+    def lr_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Everything but the head at 1x (BN included: it is not frozen here), head weights and biases."""
+        body = [p for n, p in self.named_parameters() if not n.startswith("head") and p.requires_grad]
+        head = [p for p in self.head.parameters() if p.requires_grad]
+        return {"body": body, "head_weight": [p for p in head if p.dim() > 1],
+                "head_bias": [p for p in head if p.dim() <= 1]}
 
 
 @BACKBONES.register("small-cnn")
@@ -49,4 +73,13 @@ def small_cnn(out_channels: int, cfg: dict) -> SmallCNN:
 
 
 def build_backbone(cfg: dict, out_channels: int) -> nn.Module:
-    return BACKBONES.get(cfg.get("name", "small-cnn"))(out_channels, cfg)
+    backbone = BACKBONES.get(cfg.get("name", "small-cnn"))(out_channels, cfg)
+    backbone.init_report = None
+    if cfg.get("init"):
+        from ...weights import load_backbone_weights
+
+        backbone.init_report = load_backbone_weights(backbone, cfg["init"], parts=cfg.get("init_parts", "all"))
+    return backbone
+
+
+from . import deeplab  # noqa: E402,F401  (registers deeplabv2-resnet101)

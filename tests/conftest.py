@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny run settings, a hand-made split, the ../shared folder when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+# Small enough that a run of one method takes a few seconds on 2 CPU cores.
+TINY = ["train.iterations=25", "dataset.n_train=96", "dataset.n_test=32", "dataset.size=32", "data.batch_size=8",
+        "calibration.proxy_iterations=15", "eval.batch_size=32", "log_every=10"]
+
+
+@pytest.fixture
+def tiny():
+    return list(TINY)
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip("../shared is not present")
+    return SHARED
+
+
+HAND_CLASSES = ["background", "cat", "cow", "dog", "sheep", "train"]
+
+
+@pytest.fixture
+def hand_split(tmp_path) -> Path:
+    """A 6-class split (background scored as seen; sheep and train unseen) written to tmp_path."""
+    (tmp_path / "classes").mkdir()
+    (tmp_path / "classes" / "hand.txt").write_text("".join(f"{i}\t{n}\n" for i, n in enumerate(HAND_CLASSES)))
+    (tmp_path / "hand").mkdir()
+    path = tmp_path / "hand" / "hand-4-2.yaml"
+    path.write_text("""format: 1
+name: hand-4-2
+version: 1
+dataset: hand
+classes: hand
+unseen: [sheep, train]
+excluded: []
+background: seen
+ignore_index: 255
+train_policy: ignore_unseen_pixels
+source: {paper: "hand-made test split", table: "tests/conftest.py"}
+""")
+    return path
+
+
+def write_record(root: Path, name: str, method: str, dataset: str, split: str, seed: int, metrics: dict,
+                 status: str = "ok", flags: dict | None = None) -> Path:
+    """A run folder made directly through records.py (for table and check tests)."""
+    from zsseg_bench.records import RunRecord
+
+    rec = RunRecord.create(root, name)
+    rec.write_json("run.json", {"schema_version": 1, "run_id": rec.path.name, "status": status, "method": method,
+                                "dataset": {"name": dataset}, "split": {"name": split}, "seed": seed,
+                                "protocol_flags": flags or {"uses_unseen_labels": False, "transductive": False}})
+    if status == "ok":
+        rec.write_json("metrics.json", metrics)
+    return rec.path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models on a busy 2-core machine: one torch thread avoids OpenMP oversubscription, which
+    made the tiny training runs of tests/test_report.py about 10x slower under load."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,50 @@
+"""ADE20K SceneParsing, 150 classes (dataset name `ade20k`), for SimFormer's weak-shot splits.
+
+Class list ``ade20k``: annotation value 0 = other (unlabelled; the splits exclude it, so it is
+ignored), 1..150 the classes. Layouts (``dataset.layout``, default ``auto``), under the root or
+``<root>/ADEChallengeData2016``:
+
+* ``official``: ``images/{training,validation}/*.jpg``, ``annotations/{training,validation}/*.png``.
+* ``detectron2``: the same images with MaskFormer's ``annotations_detectron2/{training,validation}``
+  (values 0..149, 255 = other); read back into the official ids (value + 1, 255 -> 0).
+
+Train 20,210 / test (validation) 2,000 images.
+"""
+
+from __future__ import annotations
+
+from ..errors import ZsbenchError
+from .base import DATASETS
+from .files import FolderDataset, check_classes, first_existing, need_root, pair_folders, remap_table, require_dir
+
+__all__ = ["build_ade20k"]
+
+EXPECTED = {"train": 20210, "test": 2000}
+
+
+@DATASETS.register("ade20k")
+def build_ade20k(part: str, root, cfg: dict) -> FolderDataset:
+    classes = check_classes("ade20k", cfg, ("ade20k",))
+    root = need_root("ade20k", root, "ADEChallengeData2016 with images/ and annotations/")
+    if part not in ("train", "test"):
+        raise ZsbenchError(f"ade20k has the parts train and test (validation), not {part!r}")
+    layout = cfg.get("layout", "auto")
+    if layout not in ("auto", "official", "detectron2"):
+        raise ZsbenchError(f"dataset.layout {layout!r} is not an ADE20K layout; choose auto, official or detectron2")
+    base = first_existing(*(p for p in (root, root / "ADEChallengeData2016") if (p / "images").is_dir()))
+    if base is None:
+        require_dir(root / "images", "ADE20K images/{training,validation}/")
+    if layout == "auto":
+        layout = "official" if (base / "annotations").is_dir() else "detectron2"
+    folder = "training" if part == "train" else "validation"
+    images = require_dir(base / "images" / folder, f"ADE20K {folder} images")
+    if layout == "official":
+        labels = require_dir(base / "annotations" / folder, f"ADE20K {folder} annotations")
+        remap, source = None, None
+    else:
+        labels = require_dir(base / "annotations_detectron2" / folder, f"ADE20K {folder} annotations_detectron2")
+        remap = remap_table({**{v: v + 1 for v in range(150)}, 255: 0})
+        source = tuple(range(150)) + (255,)
+    return FolderDataset(name="ade20k", part=part, root=base, layout=layout,
+                         samples=pair_folders(images, labels, prefix=f"{folder}/"), class_list=classes, remap=remap,
+                         source_values=source, expected_size=EXPECTED[part])

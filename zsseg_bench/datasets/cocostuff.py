@@ -1,0 +1,74 @@
+"""COCO-Stuff: the 164k release (dataset `cocostuff`) and the 10k release (`cocostuff10k`).
+
+``cocostuff`` (class list ``cocostuff``: the stuffthingmaps values 0..181, 255 unlabeled).
+Layout ``official``, which is also CaGNet's ``dataset/cocostuff``: ``images/{train2017,val2017}/``
+and the stuffthingmaps PNGs in ``annotations/{train2017,val2017}/`` (or in
+``stuffthingmaps_trainval2017/{train2017,val2017}/`` as the zip unpacks). CaGNet/SPNet list files
+(``split/{train,test}_list.npy``) are used when present. Train 118,287 / test 5,000 images.
+
+``cocostuff10k`` (class list ``cocostuff171``: the 171 annotated classes with contiguous ids
+0..170, 255 unlabeled). Layout ``detectron2``, written by MaskFormer's
+``prepare_coco_stuff_10k_sem_seg.py`` and read by SimFormer: ``images_detectron2/{train,test}/``
+and ``annotations_detectron2/{train,test}/``. Train 9,000 / test 1,000 images. The release's own
+``.mat`` annotations are not read (convert them with that script).
+"""
+
+from __future__ import annotations
+
+
+from ..errors import ZsbenchError
+from .base import DATASETS
+from .files import FolderDataset, check_classes, first_existing, need_root, packaged_samples, pair_folders, require_dir
+
+__all__ = ["build_cocostuff", "build_cocostuff10k"]
+
+EXPECTED_164K = {"train": 118287, "test": 5000}
+EXPECTED_10K = {"train": 9000, "test": 1000}
+
+
+def _part(dataset: str, part: str) -> None:
+    if part not in ("train", "test"):
+        raise ZsbenchError(f"{dataset} has the parts train and test, not {part!r}")
+
+
+@DATASETS.register("cocostuff")
+def build_cocostuff(part: str, root, cfg: dict) -> FolderDataset:
+    classes = check_classes("cocostuff", cfg, ("cocostuff",))
+    root = need_root("cocostuff", root, "the folder with images/train2017 and annotations/train2017 (stuffthingmaps)")
+    _part("cocostuff", part)
+    layout = cfg.get("layout", "auto")
+    if layout not in ("auto", "official"):
+        raise ZsbenchError(f"dataset.layout {layout!r} is not a COCO-Stuff-164k layout; choose auto or official")
+    folder = "train2017" if part == "train" else "val2017"
+    ann = first_existing(root / "annotations", root / "stuffthingmaps_trainval2017")
+    if ann is None:
+        require_dir(root / "annotations", "stuffthingmaps PNGs: annotations/{train2017,val2017}/")
+    if ann.name == "annotations":
+        samples, list_file = packaged_samples(root, folder, (f"split/{part}_list.npy", f"{part}_list.npy"))
+    else:  # the zip's own folder name
+        images = require_dir(root / "images" / folder, f"COCO {folder} images")
+        samples = pair_folders(images, require_dir(ann / folder, f"stuffthingmaps of {folder}"), prefix=f"{folder}/")
+        list_file = None
+    return FolderDataset(name="cocostuff", part=part, root=root, layout="official", samples=samples,
+                         class_list=classes, expected_size=EXPECTED_164K[part], list_file=list_file)
+
+
+@DATASETS.register("cocostuff10k")
+def build_cocostuff10k(part: str, root, cfg: dict) -> FolderDataset:
+    classes = check_classes("cocostuff10k", cfg, ("cocostuff171",))
+    root = need_root("cocostuff10k", root, "MaskFormer's coco_stuff_10k folder with images_detectron2/")
+    _part("cocostuff10k", part)
+    layout = cfg.get("layout", "auto")
+    if layout not in ("auto", "detectron2"):
+        raise ZsbenchError(f"dataset.layout {layout!r} is not a COCO-Stuff-10k layout; choose auto or detectron2")
+    base = first_existing(*(p for p in (root, root / "coco_stuff_10k") if (p / "images_detectron2").is_dir()))
+    if base is None:
+        if (root / "annotations").is_dir() and any((root / "annotations").glob("*.mat")):
+            raise ZsbenchError(f"{root}: this is the original COCO-Stuff-10k release (.mat annotations), which is not "
+                               f"read; convert it with MaskFormer's datasets/prepare_coco_stuff_10k_sem_seg.py")
+        require_dir(root / "images_detectron2", "COCO-Stuff-10k images_detectron2/{train,test}/")
+    images = require_dir(base / "images_detectron2" / part, f"COCO-Stuff-10k {part} images")
+    labels = require_dir(base / "annotations_detectron2" / part, f"COCO-Stuff-10k {part} label PNGs")
+    return FolderDataset(name="cocostuff10k", part=part, root=base, layout="detectron2",
+                         samples=pair_folders(images, labels, prefix=f"{part}/"), class_list=classes,
+                         expected_size=EXPECTED_10K[part])
