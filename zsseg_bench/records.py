@@ -4,13 +4,17 @@
       run.json         schema_version, run_id, status (running | ok | failed | interrupted) and
                        error, command, start/end (UTC), wall time, environment (versions, git
                        commit and dirty flag, device), method and card version, dataset and its
-                       version, split name/version/sha256, seed, protocol flags, reused stages
+                       version, split name/version/sha256, seed, protocol flags, reused stages,
+                       engine options (precision, channels-last, compile, processes), backbone
+                       init report (--init), resumed_from (--resume), method facts
       config.yaml      the fully resolved configuration
       metrics.json     {metric: fraction} for every metric, unrounded, plus n_images/n_pixels
       per_class.csv    class_id, class_name, subset, iou, acc, gt_pixels, pred_pixels
       confusion.npy    the raw int64 matrix (rows = ground truth); `zsbench score` rescoring it
                        reproduces metrics.json
       train_log.jsonl  one JSON object per logging step
+      ckpt/            last.pt (every engine.checkpoint_every iterations, for --resume) and
+                       final.pt (the trained weights); not committed to git
       predictions/     the predictions on a fixed subset of test images, as palette PNGs of raw
                        label ids, and index.json naming them (written by predictions.py)
 

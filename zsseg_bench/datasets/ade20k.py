@@ -13,10 +13,9 @@ Train 20,210 / test (validation) 2,000 images.
 
 from __future__ import annotations
 
-from ..errors import ZsbenchError
 from .base import DATASETS
-from .files import FolderDataset, check_classes, first_existing, need_root, pair_folders, remap_table, require_dir
-
+from .files import (FolderDataset, check_classes, check_layout, check_part, first_existing, need_root, pair_folders,
+                    remap_table, require_dir)
 __all__ = ["build_ade20k"]
 
 EXPECTED = {"train": 20210, "test": 2000}
@@ -26,11 +25,8 @@ EXPECTED = {"train": 20210, "test": 2000}
 def build_ade20k(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("ade20k", cfg, ("ade20k",))
     root = need_root("ade20k", root, "ADEChallengeData2016 with images/ and annotations/")
-    if part not in ("train", "test"):
-        raise ZsbenchError(f"ade20k has the parts train and test (validation), not {part!r}")
-    layout = cfg.get("layout", "auto")
-    if layout not in ("auto", "official", "detectron2"):
-        raise ZsbenchError(f"dataset.layout {layout!r} is not an ADE20K layout; choose auto, official or detectron2")
+    check_part("ade20k", part, "validation")
+    layout = check_layout("ADE20K", cfg, ("official", "detectron2"))
     base = first_existing(*(p for p in (root, root / "ADEChallengeData2016") if (p / "images").is_dir()))
     if base is None:
         require_dir(root / "images", "ADE20K images/{training,validation}/")

@@ -9,10 +9,9 @@ few-shot protocol pick their episodes from these.
 
 from __future__ import annotations
 
-from ..errors import ZsbenchError
 from .base import DATASETS
-from .files import FolderDataset, check_classes, first_existing, need_root, pair_folders, require_dir
-
+from .files import (FolderDataset, check_classes, check_layout, check_part, first_existing, need_root, pair_folders,
+                    require_dir)
 __all__ = ["build_coco"]
 
 EXPECTED = {"train": 82783, "test": 40504}
@@ -22,10 +21,8 @@ EXPECTED = {"train": 82783, "test": 40504}
 def build_coco(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("coco", cfg, ("coco80",))
     root = need_root("coco", root, "HSNet's COCO2014 folder with train2014/, val2014/ and annotations/")
-    if part not in ("train", "test"):
-        raise ZsbenchError(f"coco has the parts train and test (val2014), not {part!r}")
-    if cfg.get("layout", "auto") not in ("auto", "hsnet"):
-        raise ZsbenchError(f"dataset.layout {cfg.get('layout')!r} is not a COCO layout; choose auto or hsnet")
+    check_part("coco", part, "val2014")
+    check_layout("COCO", cfg, ("hsnet",))
     base = first_existing(*(p for p in (root, root / "COCO2014") if (p / "annotations").is_dir()))
     if base is None:
         require_dir(root / "annotations", "COCO-20i masks annotations/{train2014,val2014}/")

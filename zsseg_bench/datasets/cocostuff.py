@@ -18,27 +18,20 @@ from __future__ import annotations
 
 from ..errors import ZsbenchError
 from .base import DATASETS
-from .files import FolderDataset, check_classes, first_existing, need_root, packaged_samples, pair_folders, require_dir
-
+from .files import (FolderDataset, check_classes, check_layout, check_part, first_existing, need_root, packaged_samples,
+                    pair_folders, require_dir)
 __all__ = ["build_cocostuff", "build_cocostuff10k"]
 
 EXPECTED_164K = {"train": 118287, "test": 5000}
 EXPECTED_10K = {"train": 9000, "test": 1000}
 
 
-def _part(dataset: str, part: str) -> None:
-    if part not in ("train", "test"):
-        raise ZsbenchError(f"{dataset} has the parts train and test, not {part!r}")
-
-
 @DATASETS.register("cocostuff")
 def build_cocostuff(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("cocostuff", cfg, ("cocostuff",))
     root = need_root("cocostuff", root, "the folder with images/train2017 and annotations/train2017 (stuffthingmaps)")
-    _part("cocostuff", part)
-    layout = cfg.get("layout", "auto")
-    if layout not in ("auto", "official"):
-        raise ZsbenchError(f"dataset.layout {layout!r} is not a COCO-Stuff-164k layout; choose auto or official")
+    check_part("cocostuff", part, "val2017")
+    check_layout("COCO-Stuff-164k", cfg, ("official",))
     folder = "train2017" if part == "train" else "val2017"
     ann = first_existing(root / "annotations", root / "stuffthingmaps_trainval2017")
     if ann is None:
@@ -57,10 +50,8 @@ def build_cocostuff(part: str, root, cfg: dict) -> FolderDataset:
 def build_cocostuff10k(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("cocostuff10k", cfg, ("cocostuff171",))
     root = need_root("cocostuff10k", root, "MaskFormer's coco_stuff_10k folder with images_detectron2/")
-    _part("cocostuff10k", part)
-    layout = cfg.get("layout", "auto")
-    if layout not in ("auto", "detectron2"):
-        raise ZsbenchError(f"dataset.layout {layout!r} is not a COCO-Stuff-10k layout; choose auto or detectron2")
+    check_part("cocostuff10k", part)
+    check_layout("COCO-Stuff-10k", cfg, ("detectron2",))
     base = first_existing(*(p for p in (root, root / "coco_stuff_10k") if (p / "images_detectron2").is_dir()))
     if base is None:
         if (root / "annotations").is_dir() and any((root / "annotations").glob("*.mat")):

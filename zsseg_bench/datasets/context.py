@@ -31,8 +31,8 @@ import numpy as np
 from ..errors import ZsbenchError
 from ..splits import load_class_list
 from .base import DATASETS
-from .files import FolderDataset, check_classes, first_existing, need_root, packaged_samples, pair_folders, \
-    read_id_list, remap_table, require_dir
+from .files import (FolderDataset, check_classes, check_layout, check_part, first_existing, need_root, packaged_samples,
+                    pair_folders, read_id_list, remap_table, require_dir)
 
 __all__ = ["build_context", "DETAIL_ORDER", "detail_remap"]
 
@@ -70,11 +70,8 @@ def _detail_base(root: Path) -> Path | None:
 def build_context(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("context", cfg, ("context33", "context59"))
     root = need_root("context", root, "CaGNet's dataset/context, or VOC2010 with SegmentationClassContext/")
-    if part not in ("train", "test"):
-        raise ZsbenchError(f"context has the parts train and test (Context val), not {part!r}")
-    layout = cfg.get("layout", "auto")
-    if layout not in ("auto",) + LAYOUTS:
-        raise ZsbenchError(f"dataset.layout {layout!r} is not a Pascal-Context layout; choose auto, {', '.join(LAYOUTS)}")
+    check_part("context", part, "Context val")
+    layout = check_layout("Pascal-Context", cfg, LAYOUTS)
     base = _detail_base(root)
     if layout == "auto":
         if (root / "images").is_dir() and (root / "annotations").is_dir():

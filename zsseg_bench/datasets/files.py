@@ -245,3 +245,18 @@ def check_classes(dataset: str, cfg: dict, allowed: tuple[str, ...]) -> str:
         raise ZsbenchError(f"dataset {dataset!r} has the label space(s) {', '.join(allowed)}, not {classes!r}; "
                            f"choose a split of this dataset ('zsbench ls splits')")
     return classes
+
+
+def check_part(dataset: str, part: str, test_is: str = "") -> None:
+    """Every real dataset has the parts 'train' and 'test' (`test_is`: which official set that is)."""
+    if part not in ("train", "test"):
+        what = f" ({test_is})" if test_is else ""
+        raise ZsbenchError(f"{dataset} has the parts train and test{what}, not {part!r}")
+
+
+def check_layout(title: str, cfg: dict, layouts: tuple[str, ...]) -> str:
+    """cfg['layout'] ('auto' when absent), if it is 'auto' or one of `layouts`."""
+    layout = cfg.get("layout", "auto")
+    if layout not in ("auto", *layouts):
+        raise ZsbenchError(f"dataset.layout {layout!r} is not a {title} layout; choose auto, {', '.join(layouts)}")
+    return layout

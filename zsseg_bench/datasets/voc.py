@@ -23,8 +23,8 @@ from pathlib import Path
 
 from ..errors import ZsbenchError
 from .base import DATASETS
-from .files import (FolderDataset, check_classes, first_existing, need_root, packaged_samples, pair_folders,
-                    read_id_list, require_dir)
+from .files import (FolderDataset, check_classes, check_layout, check_part, first_existing, need_root, packaged_samples,
+                    pair_folders, read_id_list, require_dir)
 
 __all__ = ["build_voc12", "detect_voc_layout", "AUG_LISTS", "EXPECTED"]
 
@@ -42,8 +42,7 @@ def _devkit_base(root: Path) -> Path | None:
 
 def detect_voc_layout(root: Path, layout: str = "auto") -> tuple[str, Path]:
     """(layout, folder that holds it)."""
-    if layout not in ("auto",) + LAYOUTS:
-        raise ZsbenchError(f"dataset.layout {layout!r} is not a VOC layout; choose auto, {', '.join(LAYOUTS)}")
+    check_layout("VOC", {"layout": layout}, LAYOUTS)
     if layout in ("auto", "cagnet") and (root / "images").is_dir() and (root / "annotations").is_dir():
         return "cagnet", root
     if layout == "cagnet":
@@ -99,8 +98,7 @@ def _devkit_samples(layout: str, base: Path, part: str, cfg: dict):
 def build_voc12(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("voc12", cfg, ("voc12",))
     root = need_root("voc12", root, "the VOC2012 devkit folder, or CaGNet's dataset/voc12")
-    if part not in ("train", "test"):
-        raise ZsbenchError(f"voc12 has the parts train and test (VOC12 val), not {part!r}")
+    check_part("voc12", part, "VOC12 val")
     layout, base = detect_voc_layout(root, cfg.get("layout", "auto"))
     if layout == "cagnet":
         folder = "train" if part == "train" else "val"
