@@ -28,7 +28,7 @@ def content_mmd_loop(fake: torch.Tensor, real: torch.Tensor, label: torch.Tensor
         f = torch.stack([fake[b, :, i, j] for b, i, j in run])
         r = torch.stack([real[b, :, i, j] for b, i, j in run])
         z = torch.cat([f, r])
-        d2 = ((z[:, None, :] - z[None, :, :]) ** 2).sum(-1)
+        d2 = torch.cdist(z, z).pow(2)
         s = torch.cat([torch.full((n,), 1.0 / n), torch.full((n,), -1.0 / n)]).to(z)
         scale = 0.5 * s[:, None] * s[None, :]  # the centred scale matrix, halved (reference §2.1)
         value = sum((scale * torch.exp(-d2 / (2.0 * bw))).sum() for bw in sigmas)

@@ -246,3 +246,42 @@ def test_short_training_lowers_every_loss(tmp_path):
     transfer = [m["cls_transfer"] for m in mixed if "cls_transfer" in m]
     assert transfer[-1] < transfer[0]
     assert json.loads((path / "run.json").read_text())["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_self_training_reuses_the_base_stages_and_pseudo_labels(tmp_path):
+    from zsseg_bench.engine import StageCache
+
+    tiny = ["dataset.n_train=24", "dataset.n_test=8", "dataset.size=32", "data.batch_size=4", "eval.batch_size=8",
+            "step1.iterations=3", "finetune.iterations=4", "finetune.interval=2", "pixelcnn.iterations=2",
+            "patch.bank_size=16", "patch.sample_batch=32", "patch.max_rounds=2"]
+    st = ["self_training.retrain.step1.iterations=3", "self_training.retrain.finetune.iterations=2"]
+    cache = StageCache()
+    runs = {m: run_one(RunRequest(method=m, out=tmp_path, overrides=tiny + (st if m.endswith("+st") else [])),
+                       cache=cache)
+            for m in ("cagnet-pi", "cagnet-pi+st", "cagnet-pa", "cagnet-pa+st")}
+    rec = {m: json.loads((p / "run.json").read_text()) for m, p in runs.items()}
+    assert all(r["status"] == "ok" for r in rec.values())
+    assert rec["cagnet-pi+st"]["reused_stages"] == {"step1": runs["cagnet-pi"].name, "mixed": runs["cagnet-pi"].name}
+    assert rec["cagnet-pa+st"]["reused_stages"] == {s: runs["cagnet-pa"].name for s in ("step1", "pixelcnn", "mixed")}
+    assert rec["cagnet-pa"]["reused_stages"] == {}  # its classifier has cls_3: nothing shared with cagnet-pi
+    for m in ("cagnet-pi+st", "cagnet-pa+st"):
+        assert rec[m]["protocol_flags"]["transductive"] is True
+        stages = {json.loads(line)["stage"] for line in (runs[m] / "train_log.jsonl").read_text().splitlines()}
+        assert stages == {"st-step1", "st-mixed"}
+        assert set(rec[m]["method_facts"]["self_training"]["pseudo_labelled_pixels"]) == {"sheep", "train", "sofa"}
+    assert rec["cagnet-pa"]["method_facts"]["patch_bank"]["single_class_patches"] > 0
+
+
+def test_bench_reports_the_time_split(tmp_path):
+    from typer.testing import CliRunner
+
+    from zsseg_bench.cli import app
+
+    out = tmp_path / "b.json"
+    result = CliRunner().invoke(app, ["bench", "cagnet-pi", "--crop", "32", "--batch", "2", "--repeats", "1",
+                                      "--warmup", "0", "--no-eval", "--out", str(out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "time split of a training step: feature extraction" in result.output
+    row = json.loads(out.read_text())["results"][0]
+    assert 0 < row["train_features_s"] and 0 < row["train_features_share"] <= 1

@@ -260,10 +260,11 @@ class CaGNet(Method):
         interval = int(c["finetune"].get("interval", 100))
         return [
             Stage("step1", int(c["step1"]["iterations"]),
-                  [Update("loss_D", "discriminator"), Update("loss_B", "backbone"), Update("loss_G", "generator")]),
+                  [Update("loss_D", "discriminator"), Update("loss_B", "backbone"), Update("loss_G", "generator")],
+                  batch_size=c["step1"].get("batch_size")),
             Stage("mixed", int(c["finetune"]["iterations"]),
                   [Update("loss_D", "discriminator"), Update("loss_G", "generator")],
-                  uses_batch=_ReadsBatch(interval)),
+                  batch_size=c["finetune"].get("batch_size"), uses_batch=_ReadsBatch(interval)),
         ]
 
     def _context_params(self) -> list[nn.Parameter]:
@@ -330,6 +331,10 @@ class CaGNet(Method):
         out = self.backbone(images, head=head)
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
         return outs, stats[0]
+
+    def bench_features(self, images: torch.Tensor):
+        """Backbone + contextual module (everything up to X), for `zsbench bench`'s time split."""
+        return self.encode(images, sample=True)[0]
 
     def generate(self, label: torch.Tensor, latent: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """G([embedding of each pixel's label ; latent]); labels outside the table embed to zero."""
