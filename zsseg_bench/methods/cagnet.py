@@ -380,8 +380,12 @@ class CaGNet(Method):
         if train_backbone:
             outs, (mu, logvar, z) = self.encode(batch["image"], sample=True)
         else:
-            # Frozen: BatchNorm statistics stay (small-cnn), but Z is still sampled (official).
-            self.backbone.eval()
+            # Frozen (official): the backbone stays in training mode (a multi-scale wrapper still
+            # gives its four outputs, Z is sampled) but no BatchNorm statistic moves (small-cnn's
+            # BatchNorm is not frozen by itself; DeepLab's always is).
+            for m in self.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
             with torch.no_grad():
                 outs, (mu, logvar, z) = self.encode(batch["image"], sample=True)
         x = outs[0]
