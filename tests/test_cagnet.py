@@ -238,7 +238,8 @@ def _log(path):
 @pytest.mark.slow
 def test_short_training_lowers_every_loss(tmp_path):
     over = ["dataset.n_train=32", "dataset.n_test=8", "dataset.size=32", "data.batch_size=8", "eval.batch_size=8",
-            "step1.iterations=120", "finetune.iterations=80", "finetune.interval=10", "log_every=20"]
+            "step1.iterations=80", "finetune.iterations=40", "finetune.interval=10", "log_every=20",
+            "discriminator.hidden=64", "context.hidden=8"]
     path = run_one(RunRequest(method="cagnet-pi", out=tmp_path, overrides=over))
     log = _log(path)
     s1 = [r["losses"] for r in log if r["stage"] == "step1"]
