@@ -16,6 +16,11 @@ number for the precision in use (`PEAKS`); it is left empty for devices not in t
 for CPUs, whose peak depends on the core count, clocks and vector units in a way we cannot
 state reliably.
 
+Where a method names its feature extractor (`Method.bench_features`: the backbone by default,
+backbone + contextual module for CaGNet), its forward + backward is also timed alone, and the
+row reports that time and its share of the training step; the rest is the method's heads,
+generators, losses and optimizer steps.
+
 Variants are written `precision[+cl][+compile]`, e.g. `fp32`, `tf32`, `bf16`, `bf16+cl`,
 `bf16+cl+compile` (cl = channels-last; tf32 = fp32 with TF32 tensor cores allowed).
 """
@@ -235,6 +240,17 @@ def _measure_variant(spec: BenchSpec, variant: Variant, opts: EngineOptions, dev
             if sched is not None:
                 sched.step()
 
+    def features_step():
+        # Forward and backward of the feature extractor alone (a sum of its outputs as the loss).
+        method.train()
+        with autocast(device, opts.precision):
+            out = method.bench_features(batch["image"])
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        total = sum(o.float().sum() for o in outs)
+        if total.requires_grad:
+            total.backward()
+        method.zero_grad(set_to_none=True)
+
     def eval_step():
         method.eval()
         with torch.no_grad(), autocast(device, opts.precision):
@@ -249,6 +265,13 @@ def _measure_variant(spec: BenchSpec, variant: Variant, opts: EngineOptions, dev
         optimizers = method.configure_optimizers(stage)
         times = _measure(lambda: train_step(optimizers), device, spec.warmup, spec.repeats)
         row.update(_summary("train", times, spec.batch, train_flops, device_name, variant.precision, device))
+        with torch.no_grad():
+            has_features = method.bench_features(batch["image"][:1]) is not None
+        if has_features:
+            # Where a step's time goes: feature extraction (forward + backward) vs everything else.
+            feat = statistics.median(_measure(features_step, device, spec.warmup, spec.repeats))
+            row["train_features_s"] = feat
+            row["train_features_share"] = min(1.0, feat / row["train_step_s"])
     if spec.evaluate:
         times = _measure(eval_step, device, spec.warmup, spec.repeats)
         row.update(_summary("eval", times, eval_batch, eval_flops, device_name, variant.precision, device))

@@ -81,6 +81,13 @@ def bench(
                           _fmt(row[f"{kind}_gflop_per_step"], ".4g"), _fmt(row[f"{kind}_tflops_achieved"], ".3g"),
                           _fmt(None if frac is None else 100 * frac, ".1f"))
         console.print(table)
+        if kind == "train":
+            for row in rows:
+                if row.get("train_features_s") is not None:
+                    rest = max(0.0, row["train_step_s"] - row["train_features_s"])
+                    console.print(f"{row['variant']}: time split of a training step: feature extraction (forward + "
+                                  f"backward) {row['train_features_s']:.3g} s ({100 * row['train_features_share']:.0f} %), "
+                                  f"losses and the rest {rest:.3g} s ({100 * (1 - row['train_features_share']):.0f} %)")
     console.print(f"crop {crop}, batch {batch}; eval {eval_size}px, batch {eval_batch or batch}; median of {repeats} "
                   f"after {warmup} warm-up; % peak: dense datasheet peak of the precision, '–' where unknown")
     if result["device"] == "cpu" and result.get("load_average_1_5_15"):

@@ -133,6 +133,14 @@ class Method(nn.Module):
         softmax or calibration, as SPNet does); without, at the method's own output stride."""
         raise NotImplementedError
 
+    def bench_features(self, images: torch.Tensor):
+        """The feature-extraction part of a training forward (the backbone, and whatever the method
+        counts with it), for `zsbench bench`'s split of a step's time between feature extraction
+        and the rest (losses, generators, classifiers, optimizer steps). Returns a tensor or a
+        list of tensors; None when the method has no such part."""
+        backbone = getattr(self, "backbone", None)
+        return backbone(images) if isinstance(backbone, nn.Module) else None
+
     # ---- bookkeeping ------------------------------------------------------------------------
     def protocol_flags(self) -> dict:
         return {"uses_unseen_labels": bool(self.uses_unseen_labels), "transductive": bool(self.transductive)}
