@@ -39,7 +39,7 @@ from .errors import ZsbenchError
 from .weights import backbone_state_from_file, file_sha256
 
 __all__ = ["OFFICIAL_ORDERS", "CONTEXT_MODULES", "official_order", "read_official_checkpoint",
-           "official_to_ours", "load_official_state", "official_state_dict", "is_cagnet_impl"]
+           "official_to_ours", "official_name", "load_official_state", "official_state_dict", "is_cagnet_impl"]
 
 # Children of the official DeepLabV2 (`back.scale.`) that are our contextual module.
 CONTEXT_MODULES = ("contextual1", "contextual2", "contextual3", "fc_1", "contextualpool", "contextuallocalmu",
@@ -130,6 +130,15 @@ def official_to_ours(state: dict, path) -> tuple[dict, dict, dict]:
     return ours, names, dropped
 
 
+def official_name(key: str) -> str | None:
+    """Our key -> the official one (the inverse key map); None for keys the official model lacks."""
+    for ours_p, off in (("backbone.scale.", "back.scale."), ("context.", "back.scale."), ("generator.", "gen."),
+                        ("discriminator.", "dis.")):
+        if key.startswith(ours_p):
+            return off + key[len(ours_p):]
+    return None
+
+
 def _rows(dead_logit: bool, k: int, order: list[int]) -> list[int]:
     """Official row of each of our rows."""
     inv = [0] * k
@@ -161,7 +170,15 @@ def load_official_state(method, state: dict, path, split) -> dict:
     kept = [key for key in own if key.startswith(_KEPT_FROM_MODEL) and key not in ours]
     for key in kept:
         ours[key] = own[key]
-    load_state_strict(method, ours, f"{path} (official CaGNet)", names=names)
+    source = f"{path} (official CaGNet)"
+    missing = [key for key in own if key not in ours]
+    if missing:  # named as the file would name them (load_state_strict shows our names for missing keys)
+        shown = [f"{official_name(key) or key} (as {key})" for key in missing[:3]]
+        unexpected = [names.get(key, key) for key in ours if key not in own]
+        raise ZsbenchError(f"{source}: weights do not match the model: {len(missing)} missing (e.g. "
+                           f"{', '.join(shown)})" + (f"; {len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})"
+                                                     if unexpected else "") + "; is this the checkpoint of this method?")
+    load_state_strict(method, ours, source, names=names)
     report = {"checkpoint": str(path), "format": "CaGNet {'iteration', 'state_dict'}", "loaded": len(ours) - len(kept),
               "dropped": sorted(dropped), "kept_from_model": kept,
               "classifier_rows": "official seen_cls + novel_cls order -> split evaluation order"
@@ -188,26 +205,20 @@ def official_state_dict(method, split, iteration: int = 0) -> dict:
     k = split.num_classes
     state = {}
     for key, tensor in method.state_dict().items():
-        if key.startswith("backbone.scale."):
-            state["back." + key[len("backbone."):]] = tensor
-        elif key.startswith("context."):
-            state["back.scale." + key[len("context."):]] = tensor
-        elif key.startswith("generator."):
-            state["gen." + key[len("generator."):]] = tensor
-        elif key.startswith("discriminator."):
-            state["dis." + key[len("discriminator."):]] = tensor
-        elif key.startswith(_KEPT_FROM_MODEL):
+        if key.startswith(_KEPT_FROM_MODEL):
             continue
-        else:
+        name = official_name(key)
+        if name is None:
             raise ZsbenchError(f"{key}: no place for it in the official CaGNet layout (a DeepLabv2 backbone is "
                                f"needed: backbone.name=deeplabv2-resnet101)")
+        state[name] = tensor
     pick = torch.tensor(order, device=state["dis.cls.weight"].device)
     for key in ("dis.cls.weight", "dis.cls.bias"):
         ours = state[key]
         dead = ours[k:k + 1] if method.dead_logit else torch.zeros_like(ours[:1])
         state[key] = torch.cat([ours[pick], dead])
     emb = method.embeddings.detach().float()
-    em_all = emb.to(pick.device)[pick] if emb.device == pick.device else emb[pick.to(emb.device)]
+    em_all = emb[torch.tensor(order, device=emb.device)]
     n_seen = int(split.seen_mask.sum())
     em_vis = torch.zeros(_EM_VIS_ROWS, em_all.shape[1], dtype=em_all.dtype, device=em_all.device)
     em_vis[:n_seen] = em_all[:n_seen]
