@@ -244,6 +244,9 @@ ERRORS = {
                     "gen.mlp.1.conv.bias (as generator.mlp.1.conv.bias) (5,) in the file vs (8,) in the model"),
     "class count": (lambda p: _with(p, "dis.cls.weight", p["state_dict"]["dis.cls.weight"][:-1]),
                     "dis.cls.weight has 20 rows, split voc12-15-5 needs 21"),
+    "SPNet layout": (lambda p: {**p, "state_dict": {k.replace("back.scale.", "scale."): v
+                                                    for k, v in p["state_dict"].items()}},
+                     "not the official CaGNet layout"),
     "not CaGNet": ("spnet", "not CaGNet"),
 }
 
