@@ -54,8 +54,9 @@ def _model(dataset: str, overrides: list[str], seed: int, method: str = "cagnet-
     split = load_split(DATASETS[dataset][0])
     card = load_card(method)
     cfg = resolve_config(card, dataset, overrides)
-    table = np.load(next(o.split("=", 1)[1] for o in overrides if o.startswith("embeddings.path=")))
-    names = Path(next(o.split("=", 1)[1] for o in overrides if o.startswith("embeddings.names="))).read_text().split("\n")
+    setting = dict(o.split("=", 1) for o in overrides)
+    table = np.load(setting["embeddings.path"])
+    names = Path(setting["embeddings.names"]).read_text().split("\n")
     emb = torch.from_numpy(table[[names.index(n) for n in split.eval_names]])
     emb = emb / emb.norm(dim=1, keepdim=True)  # the card's normalize: l2, as the run computes it
     classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), emb, split.ignore_index)
@@ -239,6 +240,7 @@ ERRORS = {
     "no state_dict": (lambda p: {"iteration": 1, "model": p["state_dict"]}, "no 'state_dict' entry"),
     "missing key": (lambda p: _without(p, "gen.mlp.0.conv.weight"),
                     "1 missing (e.g. gen.mlp.0.conv.weight (as generator.mlp.0.conv.weight))"),
+    "missing Em_all": (lambda p: _without(p, "Em_all.weight"), "1 missing (e.g. Em_all.weight)"),
     "unexpected key": (lambda p: _with(p, "dis.extra.weight", torch.zeros(1)), "1 unexpected (e.g. dis.extra.weight"),
     "wrong shape": (lambda p: _with(p, "gen.mlp.1.conv.bias", torch.zeros(5)),
                     "gen.mlp.1.conv.bias (as generator.mlp.1.conv.bias) (5,) in the file vs (8,) in the model"),

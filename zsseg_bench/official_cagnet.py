@@ -171,13 +171,15 @@ def load_official_state(method, state: dict, path, split) -> dict:
     for key in kept:
         ours[key] = own[key]
     source = f"{path} (official CaGNet)"
-    missing = [key for key in own if key not in ours]
-    if missing:  # named as the file would name them (load_state_strict shows our names for missing keys)
-        shown = [f"{official_name(key) or key} (as {key})" for key in missing[:3]]
+    # Named as the file would name them (load_state_strict shows our names for missing keys). Em_vis and
+    # Em_all are part of every official file (the official strict load needs them) even though we drop them.
+    missing = [key for key in _DROPPED if key not in dropped] + [key for key in own if key not in ours]
+    if missing:
+        shown = [key if key in _DROPPED else f"{official_name(key) or key} (as {key})" for key in missing[:3]]
         unexpected = [names.get(key, key) for key in ours if key not in own]
+        also = f"; {len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})" if unexpected else ""
         raise ZsbenchError(f"{source}: weights do not match the model: {len(missing)} missing (e.g. "
-                           f"{', '.join(shown)})" + (f"; {len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})"
-                                                     if unexpected else "") + "; is this the checkpoint of this method?")
+                           f"{', '.join(shown)}){also}; is this the checkpoint of this method?")
     load_state_strict(method, ours, source, names=names)
     report = {"checkpoint": str(path), "format": "CaGNet {'iteration', 'state_dict'}", "loaded": len(ours) - len(kept),
               "dropped": sorted(dropped), "kept_from_model": kept,
@@ -188,8 +190,6 @@ def load_official_state(method, state: dict, path, split) -> dict:
 
 
 def _compare_embeddings(method, em_all, order: list[int]) -> dict:
-    if em_all is None:
-        return {"em_all": "absent"}
     ours = method.embeddings.detach().float().cpu()[order]
     if tuple(ours.shape) != tuple(em_all.shape):
         return {"em_all": f"shape {tuple(em_all.shape)} in the file vs {tuple(ours.shape)} for this run",
