@@ -281,3 +281,15 @@ def test_read_official_checkpoint_uses_weights_only(tmp_path):
     path = _write(tmp_path / "x.pth", {"iteration": 1, "state_dict": {}, "extra": _Foreign()})
     with pytest.raises(ZsbenchError, match="not a readable torch file"):
         read_official_checkpoint(path)
+
+
+def test_patch_wise_model_maps_cls_3_and_keeps_its_own_pixelcnn(trees, one_thread):
+    _, settings = trees
+    ours, split, _ = _model("voc12", settings["voc12"], seed=1, method="cagnet-pa")
+    state = official_state_dict(ours, split)["state_dict"]
+    assert "dis.cls_3.weight" in state and not any(k.startswith("pixelcnn") for k in state)
+    other, _, _ = _model("voc12", settings["voc12"], seed=2, method="cagnet-pa")
+    report = load_official_state(other, state, Path("voc12_pa.pth"), split)
+    assert report["kept_from_model"] and all(k.startswith("pixelcnn.") for k in report["kept_from_model"])
+    mine, theirs = ours.state_dict(), other.state_dict()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine if not k.startswith("pixelcnn."))
