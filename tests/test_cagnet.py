@@ -194,7 +194,9 @@ def test_mixed_stage_alternates_and_classifier_iterations_read_no_batch():
     assert set(opts) == {"discriminator", "generator"}
     assert not any(p.requires_grad for p in model.backbone.parameters())  # frozen in the finetune
     model.train()
+    stats = {k: v.clone() for k, v in model.backbone.state_dict().items() if "running" in k}
     real = model.training_step(batch, mixed, 0)
+    assert all(torch.equal(v, model.backbone.state_dict()[k]) for k, v in stats.items())  # BN statistics kept
     assert {"loss_D", "loss_G", "content", "cls_fake"} <= set(real) and "loss_B" not in real
     fake = model.training_step(NoBatch(), mixed, 2)
     assert set(fake) == {"loss_D", "loss_G", "cls_transfer"} and fake["loss_G"].item() == 0.0

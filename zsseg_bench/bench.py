@@ -265,7 +265,9 @@ def _measure_variant(spec: BenchSpec, variant: Variant, opts: EngineOptions, dev
         optimizers = method.configure_optimizers(stage)
         times = _measure(lambda: train_step(optimizers), device, spec.warmup, spec.repeats)
         row.update(_summary("train", times, spec.batch, train_flops, device_name, variant.precision, device))
-        if method.bench_features(batch["image"][:1]) is not None:
+        with torch.no_grad():
+            has_features = method.bench_features(batch["image"][:1]) is not None
+        if has_features:
             # Where a step's time goes: feature extraction (forward + backward) vs everything else.
             feat = statistics.median(_measure(features_step, device, spec.warmup, spec.repeats))
             row["train_features_s"] = feat

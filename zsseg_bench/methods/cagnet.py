@@ -71,6 +71,7 @@ from ..errors import ZsbenchError
 from .base import IMPLEMENTATIONS, ClassSpace, Method, Stage, Update
 from .cagnet_losses import ADVERSARIAL, adversarial_d, adversarial_g, content_mmd_classes, content_mmd_runs, kl_term
 from .common.backbones import build_backbone
+from .common.deeplab import FrozenBatchNorm2d
 from .common.mmd import CAGNET_SIGMAS
 from .common.optim import adam, sgd_poly
 from .zs3net import class_prior
@@ -297,23 +298,21 @@ class CaGNet(Method):
 
     def on_stage_start(self, stage: Stage, ctx) -> None:
         frozen = stage.name != "step1"
-        self.backbone.requires_grad_(not frozen)
-        if not frozen:
-            # Re-freeze what the backbone keeps frozen (DeepLab's BatchNorm affine parameters).
-            for m in self.backbone.modules():
-                if type(m).__name__ == "FrozenBatchNorm2d":
-                    m.requires_grad_(False)
+        self._set_backbone_trainable(not frozen)
         self.context.requires_grad_(not frozen)
         if not bool(self.cfg.get("context", {}).get("train_selector", False)):
             self.context.fc_1.requires_grad_(False)  # official: in no optimizer group
         self._fake_shape = None
 
     def on_stage_end(self, stage: Stage, ctx) -> None:
-        self.backbone.requires_grad_(True)
-        for m in self.backbone.modules():
-            if type(m).__name__ == "FrozenBatchNorm2d":
-                m.requires_grad_(False)
+        self._set_backbone_trainable(True)
         self.context.requires_grad_(True)
+
+    def _set_backbone_trainable(self, trainable: bool) -> None:
+        self.backbone.requires_grad_(trainable)
+        for m in self.backbone.modules():  # DeepLab's BatchNorm stays frozen whatever the stage
+            if isinstance(m, FrozenBatchNorm2d):
+                m.requires_grad_(False)
 
     # ---- forward pieces -----------------------------------------------------------------------
     def encode(self, images: torch.Tensor, sample: bool):
@@ -381,8 +380,12 @@ class CaGNet(Method):
         if train_backbone:
             outs, (mu, logvar, z) = self.encode(batch["image"], sample=True)
         else:
-            # Frozen: BatchNorm statistics stay (small-cnn), but Z is still sampled (official).
-            self.backbone.eval()
+            # Frozen (official): the backbone stays in training mode (a multi-scale wrapper still
+            # gives its four outputs, Z is sampled) but no BatchNorm statistic moves (small-cnn's
+            # BatchNorm is not frozen by itself; DeepLab's always is).
+            for m in self.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
             with torch.no_grad():
                 outs, (mu, logvar, z) = self.encode(batch["image"], sample=True)
         x = outs[0]
