@@ -1,0 +1,130 @@
+"""`zsbench eval --checkpoint FILE`: evaluate released CaGNet weights, no training, into a run record.
+
+Everything is checked before the run folder exists (card, split, dataset, embeddings, device,
+the checkpoint itself, loaded strictly into the model): bad input leaves nothing behind. The
+record is a normal one (run.json, config.yaml, metrics.json, per_class.csv, confusion.npy,
+predictions/), so `zsbench check`, `table` and `report` read it like any other; its run.json
+has `evaluated_from` (file, sha256, iteration, what was mapped and dropped) and
+`training: null`, and no train_log.jsonl.
+
+The evaluation settings are the card's for the dataset (the CaGNet cards' real-data settings are
+the official test: 513x513 warp, single scale, scored at feature resolution, `eval.mode:
+feature`); `--set` changes them and is recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .cards import load_card, resolve_config
+from .engine import Reporter, TrainContext
+from .engine_options import EngineOptions
+from .errors import ZsbenchError
+from .methods import IMPLEMENTATIONS, ClassSpace
+from .metrics import Protocol, compute_scores
+from .official_cagnet import checkpoint_facts, is_cagnet_impl, load_official_state, read_official_checkpoint
+from .predictions import store_predictions
+from .records import SCHEMA_VERSION, RunRecord, environment, make_run_id, utcnow
+from .runner import RunRequest, _prepare_data, _split_for, resolve_device
+
+__all__ = ["EvalRequest", "evaluate_checkpoint"]
+
+
+@dataclass
+class EvalRequest:
+    checkpoint: str
+    method: str = "cagnet-pi"
+    dataset: str = "voc12"
+    split: str | None = None
+    device: str = "cpu"
+    data_root: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    out: Path = Path("results/runs")
+    command: str = ""
+
+
+def evaluate_checkpoint(req: EvalRequest, reporter: Reporter | None = None) -> Path:
+    """Evaluate an official CaGNet checkpoint under `req.method`'s card; return the run folder."""
+    reporter = reporter or Reporter()
+    card = load_card(req.method)
+    impl = IMPLEMENTATIONS.get(card.impl)
+    if not is_cagnet_impl(impl):
+        raise ZsbenchError(f"--method {req.method}: card {card.path.name} has impl {card.impl!r}, not CaGNet; "
+                           f"official CaGNet checkpoints load into cagnet-pi (or cagnet-pa, cagnet-pi+st)")
+    cfg = resolve_config(card, req.dataset, req.overrides)
+    split = _split_for(RunRequest(method=req.method, dataset=req.dataset, split=req.split))
+    device = resolve_device(req.device)
+    run_req = RunRequest(method=req.method, dataset=req.dataset, split=split.name, data_root=req.data_root)
+    data_cfg, data_root, train_set, test_set, embeddings = _prepare_data(run_req, cfg, split)
+    classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), torch.from_numpy(embeddings),
+                         split.ignore_index, split.calibration_val)
+    state, iteration = read_official_checkpoint(req.checkpoint)
+    torch.manual_seed(0)
+    method = impl(cfg, classes)
+    report = load_official_state(method, state, req.checkpoint, split)
+    del state
+    method.to(device)
+    facts = checkpoint_facts(req.checkpoint, iteration, report)
+    reporter.message(f"loaded {report['loaded']} tensors from {Path(req.checkpoint).name} (iteration {iteration}); "
+                     f"dropped {', '.join(report['dropped']) or 'nothing'}; Em_all: {report['em_all']}"
+                     + (f" (max |diff| {report['em_all_max_abs_diff']:.3g})"
+                        if report.get("em_all_max_abs_diff") is not None else ""))
+    if report["em_all"].startswith(("differs", "shape")):
+        reporter.message("warning: the official code overrides the embedding pickles with the file's Em_all; "
+                         "evaluation does not use embeddings, but training from this file would")
+
+    options = EngineOptions.from_cfg(cfg)
+    run_id = make_run_id(card.name, req.dataset, split.name, 0)
+    record = RunRecord.create(req.out, run_id)
+    started = time.time()
+    eval_mode = cfg.get("eval", {}).get("mode", "full")
+    record.write_json("run.json", {
+        "schema_version": SCHEMA_VERSION, "run_id": record.path.name, "status": "running", "error": None,
+        "command": req.command or " ".join(sys.argv), "start": utcnow(), "end": None, "wall_time_s": None,
+        "method": card.name, "impl": card.impl, "card_version": card.version, "card_file": card.path.name,
+        "dataset": {"name": req.dataset, "version": getattr(test_set, "version", "1"), "root": data_root,
+                    "n_train": len(train_set), "n_train_used": 0, "n_test": len(test_set), "options": data_cfg},
+        "split": {"name": split.name, "version": split.version, "sha256": split.sha256,
+                  "classes": split.classes.name, "train_policy": split.train_policy, "background": split.background},
+        "seed": 0, "overrides": list(req.overrides), "environment": environment(str(device)),
+        "protocol_flags": method.protocol_flags(), "engine": {**dataclasses.asdict(options), "processes": 1},
+        "evaluated_from": facts, "training": None,
+    })
+    record.write_yaml("config.yaml", {"method": card.name, "dataset": req.dataset, "split": split.name, "seed": 0,
+                                      "device": str(device), "checkpoint": facts["checkpoint"], "config": cfg})
+    ctx = TrainContext(split=split, train_set=train_set, device=device, seed=0, cfg=cfg, reporter=reporter,
+                       log_path=None, run_id=record.path.name)
+    restore_switches = options.apply_global(device)
+    try:
+        confusion = ctx.confusion(method, test_set, ctx.eval_lut, split.num_classes)
+        protocol = Protocol(absent=cfg.get("eval", {}).get("absent", "nan"))
+        scores = compute_scores(confusion, split.seen_mask, split.eval_names, protocol, split.background_index)
+        record.write_confusion(confusion)
+        record.write_csv("per_class.csv", scores.per_class)
+        record.write_json("metrics.json", {**scores.metrics, "n_images": len(test_set),
+                                           "n_pixels": int(confusion.sum())})
+        store_predictions(record, method, ctx, test_set, split)
+        record.update_run(status="ok", end=utcnow(), wall_time_s=round(time.time() - started, 2),
+                          protocol={"absent": protocol.absent, "eval_mode": eval_mode})
+    except KeyboardInterrupt:
+        record.update_run(status="interrupted", error="interrupted by the user (Ctrl-C)", end=utcnow(),
+                          wall_time_s=round(time.time() - started, 2))
+        raise
+    except ZsbenchError as exc:
+        record.update_run(status="failed", error=str(exc), end=utcnow(), wall_time_s=round(time.time() - started, 2))
+        raise
+    except Exception as exc:
+        record.update_run(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
+                          end=utcnow(), wall_time_s=round(time.time() - started, 2))
+        raise
+    finally:
+        ctx.close()
+        restore_switches()
+    return record.path
