@@ -43,3 +43,26 @@ def test_corrupt_metrics_is_a_clear_error(tmp_path):
     (rec.path / "metrics.json").write_text("{half")
     with pytest.raises(ZsbenchError, match="corrupt metrics file"):
         load_record(rec.path)
+
+
+def test_git_state_is_read_once_per_process(monkeypatch):
+    # A batch keeps running the code it started with: every run record of the process must name
+    # that commit, even if the checkout moves on while the batch runs.
+    from zsseg_bench import records
+
+    records._git_state.cache_clear()
+    calls = []
+    real_run = records.subprocess.run
+
+    def counting_run(*args, **kwargs):
+        calls.append(args[0])
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(records.subprocess, "run", counting_run)
+    first = records.environment()["git"]
+    n_calls = len(calls)
+    first["commit"] = "mutated by a caller"
+    second = records.environment()["git"]
+    assert len(calls) == n_calls  # no second look at the checkout
+    assert second["commit"] != "mutated by a caller"
+    records._git_state.cache_clear()

@@ -25,6 +25,7 @@ exclusive mkdir, so an existing record is never overwritten.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -82,7 +83,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+@functools.lru_cache(maxsize=1)
 def _git_state() -> dict:
+    """The checkout's commit and dirty flag, read once per process: a long `zsbench run` keeps
+    running the code it started with even if the checkout moves on, so later runs of the batch
+    must name that code, not the commit checked out by then."""
     from .paths import repo_root
 
     root = repo_root()
@@ -118,7 +123,7 @@ def environment(device: str = "cpu") -> dict:
         "device": dev,
         "device_name": name,
         "torch_threads": torch.get_num_threads(),
-        "git": _git_state(),
+        "git": dict(_git_state()),
     }
 
 
