@@ -71,6 +71,7 @@ from ..errors import ZsbenchError
 from .base import IMPLEMENTATIONS, ClassSpace, Method, Stage, Update
 from .cagnet_losses import ADVERSARIAL, adversarial_d, adversarial_g, content_mmd_classes, content_mmd_runs, kl_term
 from .common.backbones import build_backbone
+from .common.dropout import FastDropout
 from .common.deeplab import FrozenBatchNorm2d
 from .common.mmd import CAGNET_SIGMAS
 from .common.optim import adam, sgd_poly
@@ -130,7 +131,7 @@ class _GenBlock(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, 1)
         self.act = nn.LeakyReLU(slope)
-        self.drop = nn.Dropout(dropout)
+        self.drop = FastDropout(dropout)
 
     def forward(self, x):
         return self.drop(self.act(self.conv(x)))
@@ -159,7 +160,7 @@ class _Trunk(nn.Module):
     def __init__(self, cin: int, cout: int, dropout: float):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, 1)
-        self.drop = nn.Dropout(dropout)
+        self.drop = FastDropout(dropout)
 
     def forward(self, x):
         return self.drop(F.relu(self.conv(x)))
