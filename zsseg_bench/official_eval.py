@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,11 +27,10 @@ from .engine import Reporter, TrainContext
 from .engine_options import EngineOptions
 from .errors import ZsbenchError
 from .methods import IMPLEMENTATIONS, ClassSpace
-from .metrics import Protocol, compute_scores
 from .official_cagnet import checkpoint_facts, is_cagnet_impl, load_official_state, read_official_checkpoint
 from .predictions import store_predictions
-from .records import SCHEMA_VERSION, RunRecord, environment, make_run_id, utcnow
-from .runner import RunRequest, _prepare_data, _split_for, resolve_device
+from .records import SCHEMA_VERSION, RunRecord, environment, make_run_id, marking_failure, utcnow
+from .runner import RunRequest, _prepare_data, _split_for, resolve_device, write_scores
 
 __all__ = ["EvalRequest", "evaluate_checkpoint"]
 
@@ -103,27 +101,12 @@ def evaluate_checkpoint(req: EvalRequest, reporter: Reporter | None = None) -> P
                        log_path=None, run_id=record.path.name)
     restore_switches = options.apply_global(device)
     try:
-        confusion = ctx.confusion(method, test_set, ctx.eval_lut, split.num_classes)
-        protocol = Protocol(absent=cfg.get("eval", {}).get("absent", "nan"))
-        scores = compute_scores(confusion, split.seen_mask, split.eval_names, protocol, split.background_index)
-        record.write_confusion(confusion)
-        record.write_csv("per_class.csv", scores.per_class)
-        record.write_json("metrics.json", {**scores.metrics, "n_images": len(test_set),
-                                           "n_pixels": int(confusion.sum())})
-        store_predictions(record, method, ctx, test_set, split)
-        record.update_run(status="ok", end=utcnow(), wall_time_s=round(time.time() - started, 2),
-                          protocol={"absent": protocol.absent, "eval_mode": eval_mode})
-    except KeyboardInterrupt:
-        record.update_run(status="interrupted", error="interrupted by the user (Ctrl-C)", end=utcnow(),
-                          wall_time_s=round(time.time() - started, 2))
-        raise
-    except ZsbenchError as exc:
-        record.update_run(status="failed", error=str(exc), end=utcnow(), wall_time_s=round(time.time() - started, 2))
-        raise
-    except Exception as exc:
-        record.update_run(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
-                          end=utcnow(), wall_time_s=round(time.time() - started, 2))
-        raise
+        with marking_failure(record, started):
+            confusion = ctx.confusion(method, test_set, ctx.eval_lut, split.num_classes)
+            protocol = write_scores(record, confusion, split, cfg, len(test_set))
+            store_predictions(record, method, ctx, test_set, split)
+            record.update_run(status="ok", end=utcnow(), wall_time_s=round(time.time() - started, 2),
+                              protocol={"absent": protocol.absent, "eval_mode": eval_mode})
     finally:
         ctx.close()
         restore_switches()

@@ -25,6 +25,7 @@ exclusive mkdir, so an existing record is never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -33,6 +34,8 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -125,6 +128,29 @@ def environment(device: str = "cpu") -> dict:
         "torch_threads": torch.get_num_threads(),
         "git": dict(_git_state()),
     }
+
+
+@contextlib.contextmanager
+def marking_failure(record, started: float):
+    """Run the block; if it raises, mark the run `interrupted` (Ctrl-C) or `failed` with the error
+    (and the traceback for an unexpected one), then re-raise. `record` is anything with
+    `update_run` (a RunRecord, or a stand-in on ranks that write nothing)."""
+
+    def ended() -> dict:
+        return {"end": utcnow(), "wall_time_s": round(time.time() - started, 2)}
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        record.update_run(status="interrupted", error="interrupted by the user (Ctrl-C)", **ended())
+        raise
+    except ZsbenchError as exc:
+        record.update_run(status="failed", error=str(exc), **ended())
+        raise
+    except Exception as exc:
+        record.update_run(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
+                          **ended())
+        raise
 
 
 class RunRecord:

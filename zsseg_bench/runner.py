@@ -26,7 +26,6 @@ import os
 import shutil
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +44,7 @@ from .errors import ZsbenchError
 from .methods import IMPLEMENTATIONS, ClassSpace
 from .metrics import Protocol, compute_scores
 from .predictions import store_predictions
-from .records import SCHEMA_VERSION, RunRecord, environment, load_record, make_run_id, utcnow
+from .records import SCHEMA_VERSION, RunRecord, environment, load_record, make_run_id, marking_failure, utcnow
 from .resume import LAST, ResumePoint, TrainingCheckpoints
 from .splits import Split, load_split
 from .yamlio import YAMLError, load_yaml
@@ -263,46 +262,42 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
                                       resume=req.resume)
     restore_switches = options.apply_global(device)
     try:
-        if req.resume is not None and main:
-            _continue_in(record, req.resume, ctx)
-        data_key = json.dumps({"dataset": req.dataset, "root": data_root, "options": data_cfg, "split": split.sha256,
-                               "seed": req.seed, "device": str(device)}, sort_keys=True)
-        reused = ctx.fit(method, cache if req.resume is None else None,
-                         cache_key_extra=hashlib.sha256(data_key.encode()).hexdigest(), checkpoints=checkpoints)
-        seed_everything(req.seed, 2000)  # after_training may build models: same state, reused or not
-        extra = method.after_training(ctx)
-        if cfg.get("save_weights", True) and main:
-            save_checkpoint(record.path / "ckpt" / "final.pt", method, method_name=card.name, split=split, config=cfg,
-                            stage=method.stages()[-1].name if method.stages() else None, extra=extra)
-        confusion = ctx.confusion(method, test_set, ctx.eval_lut, split.num_classes)
-        protocol = Protocol(absent=cfg.get("eval", {}).get("absent", "nan"))
-        scores = compute_scores(confusion, split.seen_mask, split.eval_names, protocol, split.background_index)
-        record.write_confusion(confusion)
-        record.write_csv("per_class.csv", scores.per_class)
-        record.write_json("metrics.json", {**scores.metrics, "n_images": len(test_set),
-                                           "n_pixels": int(confusion.sum())})
-        if main:
-            store_predictions(record, method, ctx, test_set, split)  # predictions/ for figures
-        record.update_run(status="ok", end=utcnow(), wall_time_s=round(time.time() - started, 2),
-                          reused_stages=reused, method_facts=extra,
-                          protocol={"absent": protocol.absent, "eval_mode": cfg.get("eval", {}).get("mode", "full")})
-        if not options.keep_training_state:
-            checkpoints.cleanup()
-    except KeyboardInterrupt:
-        record.update_run(status="interrupted", error="interrupted by the user (Ctrl-C)", end=utcnow(),
-                          wall_time_s=round(time.time() - started, 2))
-        raise
-    except ZsbenchError as exc:
-        record.update_run(status="failed", error=str(exc), end=utcnow(), wall_time_s=round(time.time() - started, 2))
-        raise
-    except Exception as exc:
-        record.update_run(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
-                          end=utcnow(), wall_time_s=round(time.time() - started, 2))
-        raise
+        with marking_failure(record, started):
+            if req.resume is not None and main:
+                _continue_in(record, req.resume, ctx)
+            data_key = json.dumps({"dataset": req.dataset, "root": data_root, "options": data_cfg,
+                                   "split": split.sha256, "seed": req.seed, "device": str(device)}, sort_keys=True)
+            reused = ctx.fit(method, cache if req.resume is None else None,
+                             cache_key_extra=hashlib.sha256(data_key.encode()).hexdigest(), checkpoints=checkpoints)
+            seed_everything(req.seed, 2000)  # after_training may build models: same state, reused or not
+            extra = method.after_training(ctx)
+            if cfg.get("save_weights", True) and main:
+                save_checkpoint(record.path / "ckpt" / "final.pt", method, method_name=card.name, split=split,
+                                config=cfg, stage=method.stages()[-1].name if method.stages() else None, extra=extra)
+            confusion = ctx.confusion(method, test_set, ctx.eval_lut, split.num_classes)
+            protocol = write_scores(record, confusion, split, cfg, len(test_set))
+            if main:
+                store_predictions(record, method, ctx, test_set, split)  # predictions/ for figures
+            eval_mode = cfg.get("eval", {}).get("mode", "full")
+            record.update_run(status="ok", end=utcnow(), wall_time_s=round(time.time() - started, 2),
+                              reused_stages=reused, method_facts=extra,
+                              protocol={"absent": protocol.absent, "eval_mode": eval_mode})
+            if not options.keep_training_state:
+                checkpoints.cleanup()
     finally:
         ctx.close()
         restore_switches()
     return record.path
+
+
+def write_scores(record, confusion, split: Split, cfg: dict, n_images: int) -> Protocol:
+    """confusion.npy, per_class.csv and metrics.json of a finished evaluation; returns the protocol used."""
+    protocol = Protocol(absent=cfg.get("eval", {}).get("absent", "nan"))
+    scores = compute_scores(confusion, split.seen_mask, split.eval_names, protocol, split.background_index)
+    record.write_confusion(confusion)
+    record.write_csv("per_class.csv", scores.per_class)
+    record.write_json("metrics.json", {**scores.metrics, "n_images": n_images, "n_pixels": int(confusion.sum())})
+    return protocol
 
 
 def _check_same_init(resume: ResumePoint, report: dict | None) -> None:
