@@ -36,7 +36,7 @@ from .errors import ZsbenchError
 from .metrics import ConfusionMeter
 from .methods.base import Method, Stage
 from .stream import BatchStream, collate
-from .transforms import TransformedDataset, transforms_from_config
+from .transforms import TransformedDataset, label_maps_at, transforms_from_config
 
 __all__ = ["TrainContext", "Reporter", "seed_everything", "evaluate_confusion", "StageCache", "TrainBatches",
            "autocast", "apply_updates", "check_data_config"]
@@ -429,7 +429,7 @@ def evaluate_confusion(method: Method, ctx: TrainContext, dataset, lut: torch.Te
             if mode == "full":
                 scores = F.interpolate(scores.float(), size=label.shape[-2:], mode="bilinear", align_corners=False)
             else:
-                label = F.interpolate(label[:, None].float(), size=scores.shape[-2:], mode="nearest")[:, 0].long()
+                label = label_maps_at(label, scores.shape[-2:])
         meter.update(scores.argmax(1), label)
         ctx.reporter.advance(1)
     ctx.reporter.stage_end()

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 from .errors import ZsbenchError
 
-__all__ = ["resize_image", "resize_label", "pad_pair", "crop_pair", "hflip_pair", "TrainTransform", "EvalTransform",
-           "TransformedDataset", "transforms_from_config", "pad_fill"]
+__all__ = ["resize_image", "resize_label", "label_maps_at", "pad_pair", "crop_pair", "hflip_pair", "TrainTransform",
+           "EvalTransform", "TransformedDataset", "transforms_from_config", "pad_fill"]
 
 
 def _size2(value, key: str) -> tuple[int, int] | None:
@@ -65,6 +65,16 @@ def resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return F.interpolate(label[None, None], size=size, mode="nearest-exact")[0, 0]
     h, w = label.shape[-2:]
     return label.index_select(0, _centres(h, size[0])).index_select(1, _centres(w, size[1]))
+
+
+def label_maps_at(label: torch.Tensor, size) -> torch.Tensor:
+    """A batch of label maps [B, H, W] at `size` with torch's "nearest" (source index floor(i * H / h)),
+    as the official codes bring labels to feature resolution for their losses and their
+    feature-resolution evaluation. Unlike `resize_label` (pixel centres), so kept separate: the
+    official numbers depend on which pixels survive. Unchanged when already at `size`."""
+    if tuple(label.shape[-2:]) == tuple(size):
+        return label
+    return F.interpolate(label[:, None].float(), size=tuple(size), mode="nearest")[:, 0].long()
 
 
 def pad_pair(image, label, size: tuple[int, int], fill: tuple[int, int, int], ignore_index: int,

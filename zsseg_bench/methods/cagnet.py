@@ -68,6 +68,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ZsbenchError
+from ..transforms import label_maps_at
 from .base import IMPLEMENTATIONS, ClassSpace, Method, Stage, Update
 from .cagnet_losses import ADVERSARIAL, adversarial_d, adversarial_g, content_mmd_classes, content_mmd_runs, kl_term
 from .common.backbones import build_backbone
@@ -77,7 +78,7 @@ from .common.mmd import CAGNET_SIGMAS
 from .common.optim import adam, sgd_poly
 from .zs3net import class_prior
 
-__all__ = ["CaGNet", "ContextualModule", "Generator", "Discriminator", "step_decay", "downsample_labels"]
+__all__ = ["CaGNet", "ContextualModule", "Generator", "Discriminator", "step_decay"]
 
 GEN_HIDDEN = (1024, 960, 864, 784, 720)
 GEN_DROPOUT = (0.1, 0.1, 0.3, 0.5, 0.5)
@@ -187,13 +188,6 @@ def step_decay(start: int, step: int, gamma: float):
         return 1.0 if it < start else gamma ** ((it - start) // max(1, step) + 1)
 
     return factor
-
-
-def downsample_labels(label: torch.Tensor, size) -> torch.Tensor:
-    """Nearest-neighbour label map at `size` (the official cv2 nearest resize to feature size)."""
-    if tuple(label.shape[-2:]) == tuple(size):
-        return label
-    return F.interpolate(label[:, None].float(), size=tuple(size), mode="nearest")[:, 0].long()
 
 
 def _adam_decay(params, c: dict, lr_key: str, decay_key: str, weight_decay: float):
@@ -390,7 +384,7 @@ class CaGNet(Method):
             with torch.no_grad():
                 outs, (mu, logvar, z) = self.encode(batch["image"], sample=True)
         x = outs[0]
-        label = downsample_labels(batch["label"], x.shape[-2:])
+        label = label_maps_at(batch["label"], x.shape[-2:])
         valid = label != ignore
         if not bool(valid.any()):
             return {}
@@ -399,7 +393,7 @@ class CaGNet(Method):
         h_real = dis.fc(x)
         cls_real = self._ce(dis.classify(h_real), label)
         for o in outs[1:]:
-            cls_real = cls_real + self._ce(dis.classify(dis.fc(o)), downsample_labels(batch["label"], o.shape[-2:]))
+            cls_real = cls_real + self._ce(dis.classify(dis.fc(o)), label_maps_at(batch["label"], o.shape[-2:]))
         cls_real = cls_real / len(outs)  # mean over the multi-scale outputs
         fake = self.generate(label, z, self._condition_table())
         h_fake = dis.fc(fake)

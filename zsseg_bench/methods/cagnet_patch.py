@@ -36,8 +36,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ZsbenchError
+from ..transforms import label_maps_at
 from .base import IMPLEMENTATIONS, Stage, Update
-from .cagnet import CaGNet, downsample_labels
+from .cagnet import CaGNet
 from .common.optim import adam
 from .zs3net import class_prior
 
@@ -185,7 +186,7 @@ class CaGNetPatch(CaGNet):
     def _pixelcnn_step(self, batch: dict) -> dict:
         p = self.cfg["pixelcnn"]
         k, ignore = self.k, self.classes.ignore_index
-        label = downsample_labels(batch["label"], self._feature_size(batch["image"]))
+        label = label_maps_at(batch["label"], self._feature_size(batch["image"]))
         patches = label.unfold(1, k, 1).unfold(2, k, 1).reshape(-1, k, k)
         patches = patches[(patches != ignore).flatten(1).any(1)]
         if len(patches) == 0:

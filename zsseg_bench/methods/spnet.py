@@ -23,6 +23,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from ..transforms import label_maps_at
 from .base import IMPLEMENTATIONS, ClassSpace, Method, Stage
 from .common.backbones import build_backbone
 from .common.calibration import calibrate, choose_gamma_heldout
@@ -42,7 +43,7 @@ def dense_cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index
         if at == "label":
             logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
         else:
-            target = F.interpolate(target[:, None].float(), size=logits.shape[-2:], mode="nearest")[:, 0].long()
+            target = label_maps_at(target, logits.shape[-2:])
     return F.cross_entropy(logits.float(), target, ignore_index=ignore_index)
 
 

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ZsbenchError
+from ..transforms import label_maps_at
 from .base import IMPLEMENTATIONS, ClassSpace, Method, Stage, Update
 from .common.backbones import build_backbone
 from .common.mmd import ZS3NET_SIGMAS, mmd
@@ -97,12 +98,6 @@ def sample_groups(label: torch.Tensor, num_classes: int, ignore: int, n: int, pe
     member = (group.unsqueeze(0) == ids.unsqueeze(1)) & valid.unsqueeze(0)  # [G, P]
     index = torch.multinomial(member.float(), n, replacement=True)
     return index, ids % num_classes
-
-
-def _downsample_labels(label: torch.Tensor, size) -> torch.Tensor:
-    if tuple(label.shape[-2:]) == tuple(size):
-        return label
-    return F.interpolate(label[:, None].float(), size=tuple(size), mode="nearest")[:, 0].long()
 
 
 @IMPLEMENTATIONS.register("zs3net")
@@ -232,7 +227,7 @@ class ZS3Net(Method):
     def _generator_step(self, batch: dict) -> dict:
         g = self.cfg["generator"]
         feats = self._frozen_features(batch["image"])  # [B, D, h, w]
-        label = _downsample_labels(batch["label"], feats.shape[-2:])
+        label = label_maps_at(batch["label"], feats.shape[-2:])
         has_unseen = self._unseen_in_image(batch)
         keep = None if has_unseen is None else ~has_unseen  # official: only images without unseen pixels
         index, cls = sample_groups(label, self.classes.num_classes, self.classes.ignore_index,
@@ -272,7 +267,7 @@ class ZS3Net(Method):
         label_all = batch["label_all"]
         has_unseen = self._unseen_in_image(batch)
         if bool(has_unseen.any()):
-            lab = _downsample_labels(label_all, feats.shape[-2:])
+            lab = label_maps_at(label_all, feats.shape[-2:])
             valid = lab != self.classes.ignore_index
             with torch.no_grad():
                 fake = self.generator(self.embeddings[lab.clamp(max=self.classes.num_classes - 1)])
