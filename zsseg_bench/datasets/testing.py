@@ -65,19 +65,24 @@ def _ids(prefix: str, n: int, start: int = 0) -> list[str]:
     return [f"{prefix}_{k:06d}" for k in range(start, start + n)]
 
 
+def _write_devkit(base: Path, sets: Path, label_folder: str, train: list[str], val: list[str],
+                  rng: np.random.Generator, size, **pair) -> None:
+    """A VOCdevkit-style year folder: JPEGImages/, <label_folder>/ and train.txt/val.txt in `sets`."""
+    sets.mkdir(parents=True, exist_ok=True)
+    for i in train + val:
+        write_pair(base / "JPEGImages" / f"{i}.jpg", base / label_folder / f"{i}.png", rng, size, **pair)
+    (sets / "train.txt").write_text("".join(f"{i}\n" for i in train))
+    (sets / "val.txt").write_text("".join(f"{i}\n" for i in val))
+
+
 def make_voc_devkit(root: Path, n_train: int = 3, n_val: int = 2, aug: int = 0, aug_list: bool = False,
                     size=(24, 32), seed: int = 0) -> Path:
     """VOCdevkit/VOC2012 with palette SegmentationClass PNGs; `aug` extra SBD images in SegmentationClassAug."""
     rng = np.random.default_rng(seed)
     base = Path(root) / "VOCdevkit" / "VOC2012"
     sets = base / "ImageSets" / "Segmentation"
-    sets.mkdir(parents=True, exist_ok=True)
     train, val = _ids("2007", n_train), _ids("2008", n_val)
-    for i in train + val:
-        write_pair(base / "JPEGImages" / f"{i}.jpg", base / "SegmentationClass" / f"{i}.png", rng, size,
-                   values=range(1, 21), palette=True)
-    (sets / "train.txt").write_text("".join(f"{i}\n" for i in train))
-    (sets / "val.txt").write_text("".join(f"{i}\n" for i in val))
+    _write_devkit(base, sets, "SegmentationClass", train, val, rng, size, values=range(1, 21), palette=True)
     (sets / "trainval.txt").write_text("".join(f"{i}\n" for i in train + val))
     if aug:
         extra = _ids("2009", aug)
@@ -119,14 +124,9 @@ def make_context_detail(root: Path, n_train: int = 3, n_val: int = 2, size=(24, 
     """VOC2010 with SegmentationClassContext (values 0..59) and ImageSets/SegmentationContext lists."""
     rng = np.random.default_rng(seed)
     base = Path(root) / "VOCdevkit" / "VOC2010"
-    sets = base / "ImageSets" / "SegmentationContext"
-    sets.mkdir(parents=True, exist_ok=True)
     train, val = _ids("2008", n_train), _ids("2010", n_val)
-    for i in train + val:
-        write_pair(base / "JPEGImages" / f"{i}.jpg", base / "SegmentationClassContext" / f"{i}.png", rng, size,
-                   values=range(1, 60), border=None)
-    (sets / "train.txt").write_text("".join(f"{i}\n" for i in train))
-    (sets / "val.txt").write_text("".join(f"{i}\n" for i in val))
+    _write_devkit(base, base / "ImageSets" / "SegmentationContext", "SegmentationClassContext", train, val, rng, size,
+                  values=range(1, 60), border=None)
     return base
 
 
