@@ -30,7 +30,7 @@ from .methods import IMPLEMENTATIONS, ClassSpace
 from .official_cagnet import checkpoint_facts, is_cagnet_impl, load_official_state, read_official_checkpoint
 from .predictions import store_predictions
 from .records import SCHEMA_VERSION, RunRecord, environment, make_run_id, marking_failure, utcnow
-from .runner import RunRequest, _prepare_data, _split_for, resolve_device, write_scores
+from .runner import RunRequest, prepare_data, split_for, resolve_device, write_scores
 
 __all__ = ["EvalRequest", "evaluate_checkpoint"]
 
@@ -57,10 +57,10 @@ def evaluate_checkpoint(req: EvalRequest, reporter: Reporter | None = None) -> P
         raise ZsbenchError(f"--method {req.method}: card {card.path.name} has impl {card.impl!r}, not CaGNet; "
                            f"official CaGNet checkpoints load into cagnet-pi (or cagnet-pa, cagnet-pi+st)")
     cfg = resolve_config(card, req.dataset, req.overrides)
-    split = _split_for(RunRequest(method=req.method, dataset=req.dataset, split=req.split))
+    split = split_for(RunRequest(method=req.method, dataset=req.dataset, split=req.split))
     device = resolve_device(req.device)
     run_req = RunRequest(method=req.method, dataset=req.dataset, split=split.name, data_root=req.data_root)
-    data_cfg, data_root, train_set, test_set, embeddings = _prepare_data(run_req, cfg, split)
+    data_cfg, data_root, train_set, test_set, embeddings = prepare_data(run_req, cfg, split)
     classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), torch.from_numpy(embeddings),
                          split.ignore_index, split.calibration_val)
     state, iteration = read_official_checkpoint(req.checkpoint)

@@ -50,7 +50,7 @@ from .splits import Split, load_split
 from .yamlio import YAMLError, load_yaml
 
 __all__ = ["RunRequest", "run_one", "run_comparison", "default_methods", "DEFAULT_SPLITS", "resolve_device",
-           "resume_request"]
+           "resume_request", "split_for", "prepare_data", "write_scores"]
 
 # The split a dataset uses when --split is not given.
 DEFAULT_SPLITS = {"synthetic": "synthetic-9-3", "voc12": "voc12-15-5", "context": "context33-29-4",
@@ -95,7 +95,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _split_for(req: RunRequest) -> Split:
+def split_for(req: RunRequest) -> Split:
     name = req.split or DEFAULT_SPLITS.get(req.dataset)
     if name is None:
         raise ZsbenchError(f"dataset {req.dataset!r} has no default split; pass --split")
@@ -135,7 +135,7 @@ class _Datasets:
 _DATASETS = _Datasets()
 
 
-def _prepare_data(req: RunRequest, cfg: dict, split: Split):
+def prepare_data(req: RunRequest, cfg: dict, split: Split):
     """The run's datasets and class embeddings, with its data settings checked (before any folder exists)."""
     data_cfg = dict(cfg.get("dataset", {}))
     data_root = req.data_root or data_cfg.pop("root", None)
@@ -205,9 +205,9 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
         cfg = _with_init(cfg, req.init)
     options = EngineOptions.from_cfg(cfg)
     impl = IMPLEMENTATIONS.get(card.impl)
-    split = _split_for(req)
+    split = split_for(req)
     device = resolve_device(req.device)
-    data_cfg, data_root, train_set, test_set, embeddings = _prepare_data(req, cfg, split)
+    data_cfg, data_root, train_set, test_set, embeddings = prepare_data(req, cfg, split)
     classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), torch.from_numpy(embeddings),
                          split.ignore_index, split.calibration_val).to(device)
     indices = train_indices(split, train_set)
@@ -341,12 +341,12 @@ def run_comparison(methods: list[str], dataset: str = "synthetic", split: str | 
                    overrides: list[str] = (), out: Path = Path("results/runs"), reporter: Reporter | None = None,
                    command: str = "", init: str | None = None) -> tuple[Path | None, list[Path]]:
     """Every (seed, method) into one batch folder <out>/<UTC stamp>__<split>/; returns it and the runs."""
-    split_obj = _split_for(RunRequest(method=methods[0], dataset=dataset, split=split))
+    split_obj = split_for(RunRequest(method=methods[0], dataset=dataset, split=split))
     for m in methods:  # fail fast, before any folder exists
         card = load_card(m)
         IMPLEMENTATIONS.get(card.impl)
         cfg = resolve_config(card, dataset, overrides)
-        _prepare_data(RunRequest(method=m, dataset=dataset, split=split, data_root=data_root), cfg, split_obj)
+        prepare_data(RunRequest(method=m, dataset=dataset, split=split, data_root=data_root), cfg, split_obj)
     split_name = split_obj.name
     resolve_device(device)
     if init is not None and not Path(init).expanduser().is_file():
