@@ -113,3 +113,32 @@ def test_score_rejects_wrong_shape(tmp_path):
 def test_ls(what):
     result = runner.invoke(app, ["ls", what])
     assert result.exit_code == 0, result.output
+
+
+def test_invoked_command_is_rebuilt_from_parsed_arguments_when_argv_is_not_zsbench():
+    # Under a test runner (or a notebook) argv is the host's; the record must still show the
+    # command: subcommand, arguments, non-default options, and switched-off flags by their off form.
+    import typer
+    from typer.testing import CliRunner as TyperRunner
+
+    from zsseg_bench.cli.app import command, invoked_command
+
+    demo = typer.Typer()
+    seen = {}
+
+    @command("go", group=demo, path=("demo",))
+    def go(name: str = typer.Argument(...), size: int = typer.Option(3, "--size"),
+           tags: list[str] = typer.Option(None, "--tag"), report: bool = typer.Option(True, "--report/--no-report"),
+           fast: bool = typer.Option(False, "--fast")):
+        seen["command"] = invoked_command()
+
+    @demo.callback()
+    def main():
+        pass
+
+    result = TyperRunner().invoke(demo, ["go", "x", "--size", "5", "--tag", "a", "--tag", "b", "--no-report",
+                                         "--fast"])
+    assert result.exit_code == 0, result.output
+    assert seen["command"] == "zsbench demo go x --size 5 --tag a --tag b --no-report --fast"
+    TyperRunner().invoke(demo, ["go", "y"])
+    assert seen["command"] == "zsbench demo go y"

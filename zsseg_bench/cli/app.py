@@ -77,15 +77,18 @@ def invoked_command() -> str:
     for pname, param in inspect.signature(fn).parameters.items():
         info, value = param.default, values.get(pname)
         default = getattr(info, "default", info)
-        if value is None or value == default or value in ((), []) or value is False:
+        if value is None or value == default or value in ((), []):
             continue
         items = list(value) if isinstance(value, (list, tuple)) else [value]
         if isinstance(info, typer.models.ArgumentInfo):
             words += [str(v) for v in items]
             continue
         decls = [d for d in getattr(info, "param_decls", ()) or () if d.startswith("--")]
-        flag = decls[0].split("/")[0] if decls else "--" + pname.replace("_", "-")
-        words += [flag] if value is True else [w for v in items for w in (flag, str(v))]
+        on, _, off = (decls[0] if decls else "--" + pname.replace("_", "-")).partition("/")
+        if isinstance(value, bool):  # a flag: "--x" when set, "--no-x" (its off form) when cleared
+            words += [on if value else off] if (value or off) else []
+        else:
+            words += [w for v in items for w in (on, str(v))]
     return shlex.join(["zsbench", *names, *words])
 
 
