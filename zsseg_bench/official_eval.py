@@ -14,8 +14,6 @@ feature`); `--set` changes them and is recorded.
 
 from __future__ import annotations
 
-import dataclasses
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +27,8 @@ from .errors import ZsbenchError
 from .methods import IMPLEMENTATIONS, ClassSpace
 from .official_cagnet import checkpoint_facts, is_cagnet_impl, load_official_state, read_official_checkpoint
 from .predictions import store_predictions
-from .records import SCHEMA_VERSION, RunRecord, environment, make_run_id, marking_failure, utcnow
-from .runner import RunRequest, prepare_data, split_for, resolve_device, write_scores
+from .records import RunRecord, make_run_id, marking_failure, utcnow
+from .runner import RunRequest, initial_run_info, prepare_data, resolve_device, split_for, write_scores
 
 __all__ = ["EvalRequest", "evaluate_checkpoint"]
 
@@ -84,15 +82,9 @@ def evaluate_checkpoint(req: EvalRequest, reporter: Reporter | None = None) -> P
     started = time.time()
     eval_mode = cfg.get("eval", {}).get("mode", "full")
     record.write_json("run.json", {
-        "schema_version": SCHEMA_VERSION, "run_id": record.path.name, "status": "running", "error": None,
-        "command": req.command or " ".join(sys.argv), "start": utcnow(), "end": None, "wall_time_s": None,
-        "method": card.name, "impl": card.impl, "card_version": card.version, "card_file": card.path.name,
-        "dataset": {"name": req.dataset, "version": getattr(test_set, "version", "1"), "root": data_root,
-                    "n_train": len(train_set), "n_train_used": 0, "n_test": len(test_set), "options": data_cfg},
-        "split": {"name": split.name, "version": split.version, "sha256": split.sha256,
-                  "classes": split.classes.name, "train_policy": split.train_policy, "background": split.background},
-        "seed": 0, "overrides": list(req.overrides), "environment": environment(str(device)),
-        "protocol_flags": method.protocol_flags(), "engine": {**dataclasses.asdict(options), "processes": 1},
+        **initial_run_info(req, card, split, run_name=record.path.name, seed=0, train_set=train_set,
+                           test_set=test_set, data_root=data_root, data_cfg=data_cfg, n_train_used=0, device=device,
+                           flags=method.protocol_flags(), options=options, processes=1),
         "evaluated_from": facts, "training": None,
     })
     record.write_yaml("config.yaml", {"method": card.name, "dataset": req.dataset, "split": split.name, "seed": 0,

@@ -50,7 +50,7 @@ from .splits import Split, load_split
 from .yamlio import YAMLError, load_yaml
 
 __all__ = ["RunRequest", "run_one", "run_comparison", "default_methods", "DEFAULT_SPLITS", "resolve_device",
-           "resume_request", "split_for", "prepare_data", "write_scores"]
+           "resume_request", "split_for", "prepare_data", "initial_run_info", "write_scores"]
 
 # The split a dataset uses when --split is not given.
 DEFAULT_SPLITS = {"synthetic": "synthetic-9-3", "voc12": "voc12-15-5", "context": "context33-29-4",
@@ -229,19 +229,10 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
     record = RunRecord.create(out_dir or req.out, run_id) if main else _NoRecord()
     run_name = record.path.name if main else run_id
     started = time.time()
-    run_info = {
-        "schema_version": SCHEMA_VERSION, "run_id": run_name, "status": "running", "error": None,
-        "command": req.command or " ".join(sys.argv), "start": utcnow(), "end": None, "wall_time_s": None,
-        "method": card.name, "impl": card.impl, "card_version": card.version, "card_file": card.path.name,
-        "dataset": {"name": req.dataset, "version": getattr(train_set, "version", "1"), "root": data_root,
-                    "n_train": len(train_set), "n_train_used": int(len(indices)), "n_test": len(test_set),
-                    "options": data_cfg},
-        "split": {"name": split.name, "version": split.version, "sha256": split.sha256,
-                  "classes": split.classes.name, "train_policy": split.train_policy, "background": split.background},
-        "seed": req.seed, "overrides": list(req.overrides), "environment": environment(str(device)),
-        "protocol_flags": flags,
-        "engine": {**dataclasses.asdict(options), "processes": rank_and_world()[1]},
-    }
+    run_info = initial_run_info(req, card, split, run_name=run_name, seed=req.seed, train_set=train_set,
+                                test_set=test_set, data_root=data_root, data_cfg=data_cfg,
+                                n_train_used=int(len(indices)), device=device, flags=flags, options=options,
+                                processes=rank_and_world()[1])
     if init_report is not None:
         run_info["backbone_init"] = init_report
         reporter.message(init_report["summary"])
@@ -288,6 +279,26 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
         ctx.close()
         restore_switches()
     return record.path
+
+
+def initial_run_info(req, card: Card, split: Split, *, run_name: str, seed: int, train_set, test_set, data_root,
+                     data_cfg: dict, n_train_used: int, device, flags: dict, options: EngineOptions,
+                     processes: int) -> dict:
+    """run.json as a run starts (status running): what runs, on what data and split, where, how.
+    `req` is any request with `command`, `dataset` and `overrides` (training or checkpoint evaluation)."""
+    return {
+        "schema_version": SCHEMA_VERSION, "run_id": run_name, "status": "running", "error": None,
+        "command": req.command or " ".join(sys.argv), "start": utcnow(), "end": None, "wall_time_s": None,
+        "method": card.name, "impl": card.impl, "card_version": card.version, "card_file": card.path.name,
+        "dataset": {"name": req.dataset, "version": getattr(train_set, "version", "1"), "root": data_root,
+                    "n_train": len(train_set), "n_train_used": n_train_used, "n_test": len(test_set),
+                    "options": data_cfg},
+        "split": {"name": split.name, "version": split.version, "sha256": split.sha256,
+                  "classes": split.classes.name, "train_policy": split.train_policy, "background": split.background},
+        "seed": seed, "overrides": list(req.overrides), "environment": environment(str(device)),
+        "protocol_flags": flags,
+        "engine": {**dataclasses.asdict(options), "processes": processes},
+    }
 
 
 def write_scores(record, confusion, split: Split, cfg: dict, n_images: int) -> Protocol:
