@@ -39,3 +39,10 @@ def test_parse_override_reads_yaml_values():
 def test_unknown_method_suggests():
     with pytest.raises(ZsbenchError, match="did you mean 'spnet'"):
         load_card("spnte")
+
+
+def test_default_run_is_the_eight_rows_of_the_seed_tables():
+    from zsseg_bench.runner import default_methods
+
+    assert default_methods() == ["spnet", "spnet-c", "zs3net", "zs3net+st",
+                                 "cagnet-pi", "cagnet-pa", "cagnet-pi+st", "cagnet-pa+st"]
