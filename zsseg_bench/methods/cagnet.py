@@ -181,6 +181,14 @@ class Discriminator(nn.Module):
         return self.cls(self.cls_3(h) if self.cls_3 is not None else h)
 
 
+def embed_labels(labels: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Label maps [B, h, w] -> embedding maps [B, E, h, w]; a label outside the table (ignore,
+    or an unseen class missing from a seen-only table) embeds to the zero vector."""
+    k = table.shape[0]
+    inside = (labels >= 0) & (labels < k)
+    return (table[labels.clamp(0, k - 1)] * inside.unsqueeze(-1).to(table.dtype)).permute(0, 3, 1, 2)
+
+
 def step_decay(start: int, step: int, gamma: float):
     """The official D/G "lambda" policy: 1 before `start`, then gamma^((it - start) // step + 1)."""
 
@@ -332,10 +340,7 @@ class CaGNet(Method):
 
     def generate(self, label: torch.Tensor, latent: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """G([embedding of each pixel's label ; latent]); labels outside the table embed to zero."""
-        k = table.shape[0]
-        inside = (label >= 0) & (label < k)
-        emb = table[label.clamp(0, k - 1)] * inside.unsqueeze(-1).to(table.dtype)  # [B, h, w, E]
-        inp = torch.cat([emb.permute(0, 3, 1, 2).to(latent.dtype), latent], 1).detach()
+        inp = torch.cat([embed_labels(label, table).to(latent.dtype), latent], 1).detach()
         return self.generator(inp)
 
     def _condition_table(self) -> torch.Tensor:
@@ -405,7 +410,8 @@ class CaGNet(Method):
         gan_g = adversarial_g(fake_score, valid, self.adversarial)
         content = self._content(fake, x.detach(), label, valid)
         losses = {
-            "loss_D": gan_d + float(lam.get("D_cls_real", 1.0)) * cls_real + float(lam.get("D_cls_fake", 0.0)) * cls_fake,
+            "loss_D": gan_d + float(lam.get("D_cls_real", 1.0)) * cls_real
+            + float(lam.get("D_cls_fake", 0.0)) * cls_fake,
             "loss_G": float(lam.get("G_GAN", 1.0)) * gan_g + float(lam.get("G_content", 50.0)) * content
             + float(lam.get("G_cls", 0.0)) * cls_fake,
         }
@@ -417,20 +423,29 @@ class CaGNet(Method):
                        "gan_g": gan_g.detach(), "content": content.detach()})
         return losses
 
+    def _transfer_features(self, f: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(generated features, their classification target) of a classifier-only iteration:
+        labels drawn i.i.d. from the prior for every pixel of the last real batch's feature map,
+        latent N(0, I). The patch-wise model tiles label patches instead."""
+        label = self._transfer_labels(f)
+        latent = torch.randn(label.shape[0], self.feature_dim, *label.shape[1:], device=label.device)
+        return self.generate(label, latent, self.embeddings), label
+
     def _transfer_labels(self, f: dict) -> torch.Tensor:
         b, h, w = self._fake_shape
         prior = class_prior(self.seen, float(f.get("gen_unseen_rate", 9)))
         return torch.multinomial(prior, b * h * w, replacement=True).view(b, h, w)
 
     def _transfer(self, f: dict) -> dict:
-        """Classifier-only iteration: generated features for labels drawn from the prior, latent N(0, I)."""
-        if self._fake_shape is None:
+        """Classifier-only iteration on generated features (`_transfer_features`)."""
+        if self._fake_shape is None:  # no real batch seen in this stage yet
             return {}
+        made = self._transfer_features(f)
+        if made is None:
+            return {}
+        fake, target = made
+        cls_fake = self._ce(self.discriminator.classify(self.discriminator.fc(fake)), target)
         lam = f.get("lambdas", {})
-        label = self._transfer_labels(f)
-        latent = torch.randn(label.shape[0], self.feature_dim, *label.shape[1:], device=label.device)
-        fake = self.generate(label, latent, self.embeddings)
-        cls_fake = self._ce(self.discriminator.classify(self.discriminator.fc(fake)), label)
         out = {"loss_D": float(lam.get("D_cls_fake_transfer", 0.125)) * cls_fake, "cls_transfer": cls_fake.detach()}
         g = float(lam.get("G_cls_transfer", 0.0))
         # Official (PyTorch 1.4, grads zeroed not freed): Adam steps G even with a zero gradient,

@@ -38,7 +38,7 @@ from torch import nn
 from ..errors import ZsbenchError
 from ..transforms import label_maps_at
 from .base import IMPLEMENTATIONS, Stage, Update
-from .cagnet import CaGNet
+from .cagnet import CaGNet, embed_labels
 from .common.optim import adam
 from .zs3net import class_prior
 
@@ -65,8 +65,9 @@ class LabelPixelCNN(nn.Module):
 
     def __init__(self, emb_dim: int, channels: int = 64, layers: int = 8, kernel: int = 7, dropout: float = 0.5):
         super().__init__()
-        self.convs = nn.ModuleList(MaskedConv2d(emb_dim if i == 0 else channels, channels, kernel, "A" if i == 0 else "B")
-                                   for i in range(layers))
+        self.convs = nn.ModuleList(
+            MaskedConv2d(emb_dim if i == 0 else channels, channels, kernel, "A" if i == 0 else "B")
+            for i in range(layers))
         self.conds = nn.ModuleList(nn.Conv2d(emb_dim, channels, 1, bias=False) for _ in range(layers))
         self.drop = nn.Dropout(dropout)
         self.out = nn.Conv2d(channels, emb_dim, 1)
@@ -79,13 +80,6 @@ class LabelPixelCNN(nn.Module):
             if i >= self.layers - 2:  # dropout on the last two layers, as the official network
                 h = self.drop(h)
         return torch.einsum("nekl,ce->nckl", self.out(h), class_emb.to(h.dtype))
-
-
-def _embed(labels: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """labels [N, k, k] (values outside the table: zero vector) -> [N, E, k, k]."""
-    k = table.shape[0]
-    inside = (labels >= 0) & (labels < k)
-    return (table[labels.clamp(0, k - 1)] * inside.unsqueeze(-1).to(table.dtype)).permute(0, 3, 1, 2)
 
 
 @torch.no_grad()
@@ -101,7 +95,7 @@ def sample_patches(net: LabelPixelCNN, table: torch.Tensor, unseen_idx: torch.Te
     cond = table[cls][:, :, None, None].expand(-1, -1, size, size)
     keep = max(1, math.ceil(float(topk) * table.shape[0]))
     for p in range(first, size * size):
-        logits = net(_embed(labels.view(n, size, size), table), cond, table)
+        logits = net(embed_labels(labels.view(n, size, size), table), cond, table)
         prob = logits.flatten(2)[:, :, p].float().softmax(1)
         if keep < prob.shape[1]:
             top = prob.topk(keep, dim=1)
@@ -194,7 +188,7 @@ class CaGNetPatch(CaGNet):
         n = int(p.get("patches_per_step", 512))
         if len(patches) > n:
             patches = patches[torch.randperm(len(patches), device=patches.device)[:n]]
-        inp = _embed(patches, self.embeddings)
+        inp = embed_labels(patches, self.embeddings)
         if p.get("condition", "class") == "patch":
             cond = inp  # official: the patch's own embedding map (not causal)
         else:
@@ -242,9 +236,10 @@ class CaGNetPatch(CaGNet):
                             "unseen_pixel_share": float((~self.seen[bank]).float().mean())}
 
     # ---- patch-wise classifier-only iterations --------------------------------------------------
-    def _transfer(self, f: dict) -> dict:
-        if self._fake_shape is None or len(self.patch_bank) == 0:
-            return {}
+    def _transfer_features(self, f: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The feature map tiled with bank patches (one N(0, I) latent per patch), scored at patch centres."""
+        if len(self.patch_bank) == 0:
+            return None
         k = self.k
         b, h, w = self._fake_shape
         rows, cols = h // k, w // k
@@ -254,15 +249,7 @@ class CaGNetPatch(CaGNet):
         latent = torch.randn(b, self.feature_dim, rows, cols, device=label.device)
         latent = latent.repeat_interleave(k, 2).repeat_interleave(k, 3)  # one latent per patch
         fake = self.generate(label, latent, self.embeddings)
-        logits = self.discriminator.classify(self.discriminator.fc(fake))
-        target = patch_centres(label, k, self.classes.ignore_index)
-        cls_fake = self._ce(logits, target)
-        lam = f.get("lambdas", {})
-        out = {"loss_D": float(lam.get("D_cls_fake_transfer", 0.125)) * cls_fake, "cls_transfer": cls_fake.detach()}
-        g = float(lam.get("G_cls_transfer", 0.0))
-        if g != 0.0 or bool(f.get("idle_generator_steps", True)):
-            out["loss_G"] = g * cls_fake
-        return out
+        return fake, patch_centres(label, k, self.classes.ignore_index)
 
     def after_training(self, ctx) -> dict:
         facts = dict(super().after_training(ctx))
