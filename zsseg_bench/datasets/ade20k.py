@@ -16,6 +16,7 @@ from __future__ import annotations
 from .base import DATASETS
 from .files import (FolderDataset, check_classes, check_layout, check_part, first_existing, need_root, pair_folders,
                     remap_table, require_dir)
+
 __all__ = ["build_ade20k"]
 
 EXPECTED = {"train": 20210, "test": 2000}

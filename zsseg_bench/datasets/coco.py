@@ -12,6 +12,7 @@ from __future__ import annotations
 from .base import DATASETS
 from .files import (FolderDataset, check_classes, check_layout, check_part, first_existing, need_root, pair_folders,
                     require_dir)
+
 __all__ = ["build_coco"]
 
 EXPECTED = {"train": 82783, "test": 40504}

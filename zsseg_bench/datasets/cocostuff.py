@@ -20,6 +20,7 @@ from ..errors import ZsbenchError
 from .base import DATASETS
 from .files import (FolderDataset, check_classes, check_layout, check_part, first_existing, need_root, packaged_samples,
                     pair_folders, require_dir)
+
 __all__ = ["build_cocostuff", "build_cocostuff10k"]
 
 EXPECTED_164K = {"train": 118287, "test": 5000}
