@@ -89,6 +89,8 @@ def test_score_hand_matrix_each_convention(tmp_path, hand_split, absent, backgro
     (["run", "spnte"], "unknown method 'spnte' (did you mean 'spnet'"),
     (["run", "spnet", "--split", "voc12-15-5"], "is for dataset 'voc12', not 'synthetic'"),
     (["run", "spnet", "--set", "train.lr"], "expected key=value"),
+    (["run", "spnet", "--set", "train.iterations=ten"], "the configuration of spnet cannot be used"),
+    (["run", "cagnet-pi", "--set", "finetune.interval=[1]"], "the configuration of cagnet-pi cannot be used"),
     (["run", "spnet", "--device", "cuda"], "no CUDA device"),
     (["run", "spnet", "--seeds", "a,b"], "comma-separated integers"),
     (["score", "missing.npy", "--split", "synthetic-9-3"], "missing.npy: not a readable .npy file"),

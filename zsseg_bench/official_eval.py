@@ -28,7 +28,7 @@ from .methods import IMPLEMENTATIONS, ClassSpace
 from .official_cagnet import checkpoint_facts, is_cagnet_impl, load_official_state, read_official_checkpoint
 from .predictions import store_predictions
 from .records import RunRecord, make_run_id, marking_failure, utcnow
-from .runner import RunRequest, initial_run_info, prepare_data, resolve_device, split_for, write_scores
+from .runner import RunRequest, build_method, initial_run_info, prepare_data, resolve_device, split_for, write_scores
 
 __all__ = ["EvalRequest", "evaluate_checkpoint"]
 
@@ -63,7 +63,7 @@ def evaluate_checkpoint(req: EvalRequest, reporter: Reporter | None = None) -> P
                          split.ignore_index, split.calibration_val)
     state, iteration = read_official_checkpoint(req.checkpoint)
     torch.manual_seed(0)
-    method = impl(cfg, classes)
+    method = build_method(impl, card, cfg, classes)
     report = load_official_state(method, state, req.checkpoint, split)
     del state
     method.to(device)

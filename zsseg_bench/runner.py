@@ -50,7 +50,7 @@ from .splits import Split, load_split
 from .yamlio import YAMLError, load_yaml
 
 __all__ = ["RunRequest", "run_one", "run_comparison", "default_methods", "DEFAULT_SPLITS", "resolve_device",
-           "resume_request", "split_for", "prepare_data", "initial_run_info", "write_scores"]
+           "resume_request", "split_for", "prepare_data", "build_method", "initial_run_info", "write_scores"]
 
 # The split a dataset uses when --split is not given.
 DEFAULT_SPLITS = {"synthetic": "synthetic-9-3", "voc12": "voc12-15-5", "context": "context33-29-4",
@@ -216,7 +216,7 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
     # leaves nothing behind, and the protocol flags (which may depend on the config, e.g. zs3net's
     # protocol) are known up front.
     torch.manual_seed(req.seed)
-    method = impl(cfg, classes).to(device)
+    method = build_method(impl, card, cfg, classes).to(device)
     flags = method.protocol_flags()
     broadcast_module(method)  # several processes: rank 0's initial weights everywhere
     prepare_method(method, options)
@@ -279,6 +279,20 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
         ctx.close()
         restore_switches()
     return record.path
+
+
+def build_method(impl, card: Card, cfg: dict, classes: ClassSpace):
+    """The method of a run, with its stage schedule read once: a configuration value of the wrong
+    kind (`--set step1.iterations=ten`, a card key missing) is one error line before any run
+    folder exists, not a traceback from inside training."""
+    try:
+        method = impl(cfg, classes)
+        method.stages()
+    except (ValueError, TypeError, KeyError) as exc:
+        what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ZsbenchError(f"{card.path}: the configuration of {card.name} cannot be used ({type(exc).__name__}: "
+                           f"{what}); check the --set values, or the card if you edited it") from None
+    return method
 
 
 def initial_run_info(req, card: Card, split: Split, *, run_name: str, seed: int, train_set, test_set, data_root,
@@ -363,7 +377,9 @@ def run_comparison(methods: list[str], dataset: str = "synthetic", split: str | 
     if init is not None and not Path(init).expanduser().is_file():
         raise ZsbenchError(f"--init {init}: no such file")
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    batch = RunRecord.create(Path(out), f"{stamp}__{split_name}").path if is_main() else None
+    out = Path(out)
+    out_existed = out.exists()
+    batch = RunRecord.create(out, f"{stamp}__{split_name}").path if is_main() else None
     cache = StageCache()
     paths = []
     try:
@@ -375,5 +391,7 @@ def run_comparison(methods: list[str], dataset: str = "synthetic", split: str | 
     except BaseException:
         if batch is not None and not any(batch.iterdir()):
             batch.rmdir()  # input rejected before the first run folder: leave nothing behind
+            if not out_existed and not any(out.iterdir()):
+                out.rmdir()
         raise
     return batch, paths
