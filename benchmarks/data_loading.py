@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from zsseg_bench.cards import load_card, resolve_config
+from tests.helpers.datasets import make_voc_devkit
+from zsseg_bench.catalog.cards import load_card, resolve_config
+from zsseg_bench.catalog.splits import load_split
 from zsseg_bench.datasets import build_dataset
-from zsseg_bench.datasets.testing import make_voc_devkit
-from zsseg_bench.engine import TrainContext
-from zsseg_bench.splits import load_split
+from zsseg_bench.engine.loop import TrainContext
 
 
 def measure(root: Path, workers: int, batches: int, warmup: int, pin_memory: bool, batch_size: int) -> float:

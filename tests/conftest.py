@@ -7,13 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-
-# Small enough that a run of one method takes a few seconds on 2 CPU cores.
-TINY = ["train.iterations=25", "dataset.n_train=96", "dataset.n_test=32", "dataset.size=32", "data.batch_size=8",
-        "calibration.proxy_iterations=15", "eval.batch_size=32", "log_every=10"]
-
+from tests.helpers.settings import SHARED, TINY
 
 @pytest.fixture
 def tiny():
@@ -50,20 +44,6 @@ train_policy: ignore_unseen_pixels
 source: {paper: "hand-made test split", table: "tests/conftest.py"}
 """)
     return path
-
-
-def write_record(root: Path, name: str, method: str, dataset: str, split: str, seed: int, metrics: dict,
-                 status: str = "ok", flags: dict | None = None) -> Path:
-    """A run folder made directly through records.py (for table and check tests)."""
-    from zsseg_bench.records import RunRecord
-
-    rec = RunRecord.create(root, name)
-    rec.write_json("run.json", {"schema_version": 1, "run_id": rec.path.name, "status": status, "method": method,
-                                "dataset": {"name": dataset}, "split": {"name": split}, "seed": seed,
-                                "protocol_flags": flags or {"uses_unseen_labels": False, "transductive": False}})
-    if status == "ok":
-        rec.write_json("metrics.json", metrics)
-    return rec.path
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ Public API:
 
 __version__ = "0.1.0"
 
-from .cards import list_cards, load_card  # noqa: E402
-from .metrics import Protocol, compute_scores, confusion_matrix  # noqa: E402
-from .splits import list_splits, load_split  # noqa: E402
+from zsseg_bench.catalog.cards import list_cards, load_card  # noqa: E402
+from zsseg_bench.catalog.splits import list_splits, load_split  # noqa: E402
+from zsseg_bench.metrics import Protocol, compute_scores, confusion_matrix  # noqa: E402
 
 __all__ = ["__version__", "load_split", "list_splits", "load_card", "list_cards", "compute_scores", "Protocol",
            "confusion_matrix", "run_one", "run_comparison"]
@@ -19,7 +19,7 @@ __all__ = ["__version__", "load_split", "list_splits", "load_card", "list_cards"
 
 def __getattr__(name):  # the runner imports torch models; load it only when asked for
     if name in ("run_one", "run_comparison"):
-        from . import runner
+        from zsseg_bench.runs import train as runner
 
         return getattr(runner, name)
     raise AttributeError(name)

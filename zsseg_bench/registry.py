@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
 
-from .errors import ZsbenchError, did_you_mean
+from zsseg_bench.errors import ZsbenchError, did_you_mean
 
 __all__ = ["Registry"]
 

@@ -1,10 +1,12 @@
 """The `zsbench` command line. Each command parses arguments and calls one library function."""
 
-from .app import app, main
-from . import commands  # noqa: F401,E402  (registers the commands on `app`)
-from . import report  # noqa: F401,E402  (report, predict)
-from . import data  # noqa: F401,E402  (registers `zsbench data check|stats`)
-from . import bench  # noqa: F401,E402  (zsbench bench)
-from . import eval  # noqa: F401,E402  (zsbench eval --checkpoint)
+# isort: off  (importing a command module registers its commands on `app`, in help order)
+from zsseg_bench.cli.app import app, main
+from zsseg_bench.cli import commands  # noqa: F401,E402  run, score, table, check, published, validate, ls
+from zsseg_bench.cli import report  # noqa: F401,E402  report, predict
+from zsseg_bench.cli import data  # noqa: F401,E402  data check|stats
+from zsseg_bench.cli import bench  # noqa: F401,E402
+from zsseg_bench.cli import eval  # noqa: F401,E402  eval --checkpoint
+# isort: on
 
 __all__ = ["app", "main"]

@@ -1,5 +1,5 @@
 """`python -m zsseg_bench.cli ...`: what torchrun starts in each process (zsbench run --gpus N)."""
 
-from . import main
+from zsseg_bench.cli import main
 
 main()

@@ -13,7 +13,7 @@ import typer
 import typer.models
 from rich.console import Console
 
-from ..errors import ZsbenchError
+from zsseg_bench.errors import ZsbenchError
 
 app = typer.Typer(
     name="zsbench",

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .app import command, console, invoked_command
+from zsseg_bench.cli.app import command, console, invoked_command
 
 
 def _fmt(value, spec: str = ".2f") -> str:
@@ -45,8 +45,8 @@ def bench(
                                        "results/bench/<stamp>__<method>.json)."),
 ):
     """Measure training and evaluation throughput (images/s), FLOPs and the fraction of peak."""
-    from ..bench import BenchSpec, parse_variants, run_bench
-    from ..errors import ZsbenchError
+    from zsseg_bench.errors import ZsbenchError
+    from zsseg_bench.runs.bench import BenchSpec, parse_variants, run_bench
 
     if min(crop, batch, eval_size, repeats) < 1 or warmup < 0 or (eval_batch is not None and eval_batch < 1):
         raise ZsbenchError("--crop, --batch, --eval-size, --eval-batch and --repeats must be positive, --warmup >= 0")

@@ -11,10 +11,10 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from ..errors import ZsbenchError
-from ..metrics.scores import METRIC_NAMES
-from ..paths import default_runs_dir
-from .app import command, console
+from zsseg_bench.cli.app import command, console
+from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.metrics.scores import METRIC_NAMES
+from zsseg_bench.paths import default_runs_dir
 
 
 def _rich_table(frame, title: str | None = None) -> Table:
@@ -47,7 +47,7 @@ def print_packed(frame, keys: list[str], groups: list[list[str]], title: str | N
 
 def print_comparison(summary, metrics=METRIC_NAMES) -> None:
     """The comparison table; a metric stays beside its published value and delta."""
-    from ..tables import format_summary
+    from zsseg_bench.report.tables import format_summary
 
     shown = format_summary(summary, metrics, decimals=4)
     keys = [c for c in ("method", "flags") if c in shown]
@@ -91,12 +91,12 @@ def run(
     gpus: int = typer.Option(1, "--gpus", help="Train and evaluate in N processes (torchrun; DDP-style)."),
 ):
     """Train and evaluate methods; write one run record each and print the comparison table."""
-    from ..distributed import is_main, launched_world_size
-    from ..engine import Reporter
-    from ..runner import default_methods, resume_request, run_comparison, run_one
-    from ..tables import runs_frame, summarize, write_tables
-    from .launch import distributed_session, recorded_command, relaunch_with_torchrun
-    from .progress import RichReporter
+    from zsseg_bench.cli.launch import distributed_session, recorded_command, relaunch_with_torchrun
+    from zsseg_bench.cli.progress import RichReporter
+    from zsseg_bench.engine.distributed import is_main, launched_world_size
+    from zsseg_bench.engine.loop import Reporter
+    from zsseg_bench.report.tables import runs_frame, summarize, write_tables
+    from zsseg_bench.runs.train import default_methods, resume_request, run_comparison, run_one
 
     if gpus > 1 and launched_world_size() == 1:
         raise typer.Exit(relaunch_with_torchrun(gpus))
@@ -128,7 +128,7 @@ def run(
     console.print(f"run records: [bold]{batch}[/]")
     console.print(f"table: {written[0]}")
     if report:
-        from ..report import make_report
+        from zsseg_bench.report.build import make_report
 
         made = make_report([batch], batch / "report", command=f"zsbench report {batch} -o {batch / 'report'}")
         console.print(f"report: [bold]{made}[/]")
@@ -144,8 +144,8 @@ def score(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
     """Score a confusion matrix: every metric, per class, under a chosen convention."""
-    from ..metrics import Protocol, compute_scores
-    from ..splits import load_split
+    from zsseg_bench.catalog.splits import load_split
+    from zsseg_bench.metrics import Protocol, compute_scores
 
     sp = load_split(split)
     matrix = _load_matrix(confusion, sp.num_classes)
@@ -195,7 +195,7 @@ def table(
     metrics: str = typer.Option(",".join(METRIC_NAMES), "--metrics", help="Comma-separated metric columns."),
 ):
     """One table from run records: mean ± std over seeds, optionally beside the published numbers."""
-    from ..tables import add_published, runs_frame, summarize, write_tables
+    from zsseg_bench.report.tables import add_published, runs_frame, summarize, write_tables
 
     chosen = [m.strip() for m in metrics.split(",") if m.strip()]
     unknown = [m for m in chosen if m not in METRIC_NAMES]
@@ -209,7 +209,7 @@ def table(
     if published:
         target = None
         if against:
-            from ..runner import DEFAULT_SPLITS
+            from zsseg_bench.runs.train import DEFAULT_SPLITS
 
             ds, _, sp = against.partition("/")
             sp = sp or DEFAULT_SPLITS.get(ds)
@@ -233,7 +233,7 @@ def check(
     tolerance: float = typer.Option(0.01, "--tolerance", help="Allowed |actual - expected| (fractions)."),
 ):
     """Compare runs with their published rows; exit 1 on any deviation beyond tolerance."""
-    from ..check import check_runs
+    from zsseg_bench.report.check import check_runs
 
     frame = check_runs(runs, source, tolerance)
     shown = frame.assign(**{c: frame[c].map(lambda v: f"{v:.4f}") for c in ("expected", "actual", "tolerance")},
@@ -255,7 +255,7 @@ def published(
     method: Optional[str] = typer.Option(None, "--method", "-m"),
 ):
     """Show the published numbers transcribed from the seed documents (fractions)."""
-    from ..published import published_frame
+    from zsseg_bench.catalog.published import published_frame
 
     frame = published_frame(dataset, source, method)
     metric_cols = [m for m in METRIC_NAMES if frame[m].notna().any()]
@@ -268,7 +268,7 @@ def published(
 @command("validate", epilog="Examples:\n\n  zsbench validate\n\n  zsbench validate splits/voc12/voc12-15-5.yaml")
 def validate(files: List[Path] = typer.Argument(None, help="Files to check (default: all).")):
     """Check every split file, method card and published table (or the given files)."""
-    from ..validate import validate_all, validate_paths
+    from zsseg_bench.catalog.validate import validate_all, validate_paths
 
     if files:
         n, problems = len(files), validate_paths(files)
@@ -286,11 +286,11 @@ def ls(what: str = typer.Argument(..., help="methods | datasets | splits | metri
     """List what is registered."""
     import pandas as pd
 
-    from ..cards import list_cards
-    from ..datasets import DATASETS
-    from ..embeddings import EMBEDDINGS
-    from ..methods.common.backbones import BACKBONES
-    from ..splits import list_splits
+    from zsseg_bench.catalog.cards import list_cards
+    from zsseg_bench.catalog.splits import list_splits
+    from zsseg_bench.datasets import DATASETS
+    from zsseg_bench.embeddings.base import EMBEDDINGS
+    from zsseg_bench.methods.common.backbones import BACKBONES
 
     if what == "methods":
         frame = pd.DataFrame([{"method": c.name, "impl": c.impl, "version": c.version, "title": c.title,

@@ -6,8 +6,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..errors import ZsbenchError
-from .app import app, command, console
+from zsseg_bench.cli.app import app, command, console
+from zsseg_bench.errors import ZsbenchError
 
 data_app = typer.Typer(help="Check a dataset folder, or count its classes, before training on it.",
                        no_args_is_help=True, rich_markup_mode="rich")
@@ -20,8 +20,8 @@ def data_command(*args, **kwargs):
 
 
 def _options(split: str | None, overrides: list[str] | None):
-    from ..cards import parse_override
-    from ..splits import load_split
+    from zsseg_bench.catalog.cards import parse_override
+    from zsseg_bench.catalog.splits import load_split
 
     cfg: dict = {}
     for text in overrides or []:
@@ -71,8 +71,8 @@ def check(
     overrides: list[str] = typer.Option(None, "--set", help="Dataset option key=value, e.g. layout=aug."),
 ):
     """Check layout, image counts, decoding, mask sizes and label values; exit 1 listing each problem."""
-    from ..datasets import DATASETS
-    from ..datasets.audit import check_dataset
+    from zsseg_bench.datasets import DATASETS
+    from zsseg_bench.datasets.audit import check_dataset
 
     DATASETS.get(dataset)
     if part not in ("train", "test", "all"):
@@ -111,8 +111,8 @@ def stats(
     overrides: list[str] = typer.Option(None, "--set", help="Dataset option key=value, e.g. layout=aug."),
 ):
     """Per-class pixel and image counts; with --split, how many training images contain unseen classes."""
-    from ..datasets import DATASETS
-    from ..datasets.audit import dataset_stats
+    from zsseg_bench.datasets import DATASETS
+    from zsseg_bench.datasets.audit import dataset_stats
 
     DATASETS.get(dataset)
     cfg, sp = _options(split, overrides)

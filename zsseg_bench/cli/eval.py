@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from .app import command, console
+from zsseg_bench.cli.app import command, console
 
 
 @command("eval", epilog="Examples:\n\n  zsbench eval --checkpoint voc12_ourbest.pth --method cagnet-pi --dataset voc12 "
@@ -26,10 +26,10 @@ def eval_checkpoint(
     overrides: List[str] = typer.Option(None, "--set", help="Config override key=value (repeatable)."),
 ):
     """Evaluate released CaGNet weights under a card's evaluation settings; write a run record."""
-    from ..official_eval import EvalRequest, evaluate_checkpoint
-    from ..paths import default_runs_dir
-    from .launch import recorded_command
-    from .progress import RichReporter
+    from zsseg_bench.cli.launch import recorded_command
+    from zsseg_bench.cli.progress import RichReporter
+    from zsseg_bench.paths import default_runs_dir
+    from zsseg_bench.runs.evaluate import EvalRequest, evaluate_checkpoint
 
     req = EvalRequest(checkpoint=str(checkpoint), method=method, dataset=dataset, split=split, device=device,
                       data_root=data_root, overrides=list(overrides or []), out=out or default_runs_dir(),

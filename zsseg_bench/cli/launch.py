@@ -9,7 +9,7 @@ import shlex
 import subprocess
 import sys
 
-from ..distributed import init_from_env, launched_world_size, shutdown
+from zsseg_bench.engine.distributed import init_from_env, launched_world_size, shutdown
 
 __all__ = ["distributed_session", "recorded_command", "relaunch_with_torchrun", "strip_option"]
 
@@ -48,7 +48,7 @@ def recorded_command() -> str:
     if launched_world_size() > 1:
         return shlex.join(["torchrun", f"--nproc_per_node={launched_world_size()}", "-m", "zsseg_bench.cli",
                            *sys.argv[1:]])
-    from .app import invoked_command
+    from zsseg_bench.cli.app import invoked_command
 
     return invoked_command()
 

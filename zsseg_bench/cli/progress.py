@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..engine import Reporter
+from zsseg_bench.engine.loop import Reporter
 
 
 class RichReporter(Reporter):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .app import command, console, invoked_command
+from zsseg_bench.cli.app import command, console, invoked_command
 
 
 @command("report", epilog="Examples:\n\n  zsbench report results/runs/<batch> -o results/report\n\n"
@@ -21,7 +21,7 @@ def report(
                                        help="Grids show predictions on pixels the evaluation ignores too."),
 ):
     """Markdown + HTML report: comparison with published numbers, plots, qualitative grids, protocol."""
-    from ..report import make_report
+    from zsseg_bench.report.build import make_report
 
     path = make_report(runs, out, source=source, data_root=data_root, mask_unscored=not show_unscored,
                        command=invoked_command())
@@ -40,7 +40,7 @@ def predict(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
 ):
     """Segment images with a trained run over its split's classes, seen and unseen."""
-    from ..inference import predict_files
+    from zsseg_bench.runs.predict import predict_files
 
     for r in predict_files(run_dir, images, out, input_size=input_size, device=device):
         top = ", ".join(f"{name} {share:.0%}" for name, share in r["classes"][:4])

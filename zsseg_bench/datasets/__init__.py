@@ -1,8 +1,14 @@
 """Datasets: the registry and one module per dataset family."""
 
-from .base import DATASETS, SegDataset
-from . import synthetic  # noqa: F401  (registers "synthetic")
-from . import voc, context, cocostuff, ade20k, coco  # noqa: F401,E402  (register the real datasets)
+from zsseg_bench.datasets import (  # noqa: F401,E402  (register the real datasets)
+    ade20k,
+    coco,
+    cocostuff,
+    context,
+    synthetic,  # noqa: F401  (registers "synthetic")
+    voc,
+)
+from zsseg_bench.datasets.base import DATASETS, SegDataset
 
 __all__ = ["DATASETS", "SegDataset", "build_dataset"]
 

@@ -13,9 +13,18 @@ Train 20,210 / test (validation) 2,000 images.
 
 from __future__ import annotations
 
-from .base import DATASETS
-from .files import (FolderDataset, check_classes, check_layout, check_part, first_existing, need_root, pair_folders,
-                    remap_table, require_dir)
+from zsseg_bench.datasets.base import DATASETS
+from zsseg_bench.datasets.files import (
+    FolderDataset,
+    check_classes,
+    check_layout,
+    check_part,
+    first_existing,
+    need_root,
+    pair_folders,
+    remap_table,
+    require_dir,
+)
 
 __all__ = ["build_ade20k"]
 

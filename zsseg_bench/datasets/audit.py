@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from ..errors import ZsbenchError
-from ..splits import Split, load_class_list
-from . import build_dataset
-from .files import read_label
-from .presence import _workers, label_statistics
+from zsseg_bench.catalog.splits import Split, load_class_list
+from zsseg_bench.datasets import build_dataset
+from zsseg_bench.datasets.files import read_label
+from zsseg_bench.datasets.presence import _workers, label_statistics
+from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["Problem", "PartReport", "check_dataset", "dataset_stats"]
 

@@ -22,7 +22,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from ..registry import Registry
+from zsseg_bench.registry import Registry
 
 __all__ = ["SegDataset", "DATASETS", "DatasetBuilder"]
 

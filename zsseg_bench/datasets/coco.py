@@ -9,9 +9,17 @@ few-shot protocol pick their episodes from these.
 
 from __future__ import annotations
 
-from .base import DATASETS
-from .files import (FolderDataset, check_classes, check_layout, check_part, first_existing, need_root, pair_folders,
-                    require_dir)
+from zsseg_bench.datasets.base import DATASETS
+from zsseg_bench.datasets.files import (
+    FolderDataset,
+    check_classes,
+    check_layout,
+    check_part,
+    first_existing,
+    need_root,
+    pair_folders,
+    require_dir,
+)
 
 __all__ = ["build_coco"]
 

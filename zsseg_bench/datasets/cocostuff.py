@@ -15,11 +15,19 @@ and ``annotations_detectron2/{train,test}/``. Train 9,000 / test 1,000 images. T
 
 from __future__ import annotations
 
-
-from ..errors import ZsbenchError
-from .base import DATASETS
-from .files import (FolderDataset, check_classes, check_layout, check_part, first_existing, need_root, packaged_samples,
-                    pair_folders, require_dir)
+from zsseg_bench.datasets.base import DATASETS
+from zsseg_bench.datasets.files import (
+    FolderDataset,
+    check_classes,
+    check_layout,
+    check_part,
+    first_existing,
+    need_root,
+    packaged_samples,
+    pair_folders,
+    require_dir,
+)
+from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["build_cocostuff", "build_cocostuff10k"]
 

@@ -28,11 +28,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ZsbenchError
-from ..splits import load_class_list
-from .base import DATASETS
-from .files import (FolderDataset, check_classes, check_layout, check_part, first_existing, need_root, packaged_samples,
-                    pair_folders, read_id_list, remap_table, require_dir)
+from zsseg_bench.catalog.splits import load_class_list
+from zsseg_bench.datasets.base import DATASETS
+from zsseg_bench.datasets.files import (
+    FolderDataset,
+    check_classes,
+    check_layout,
+    check_part,
+    first_existing,
+    need_root,
+    packaged_samples,
+    pair_folders,
+    read_id_list,
+    remap_table,
+    require_dir,
+)
+from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["build_context", "DETAIL_ORDER", "detail_remap"]
 

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import ZsbenchError
-from .base import SegDataset
+from zsseg_bench.datasets.base import SegDataset
+from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["Sample", "FolderDataset", "read_image", "read_label", "read_id_list", "read_npy_list",
            "require_dir", "first_existing", "need_root", "remap_table", "INVALID_VALUE"]

@@ -29,7 +29,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .base import DATASETS, SegDataset
+from zsseg_bench.datasets.base import DATASETS, SegDataset
 
 __all__ = ["SyntheticBenchmark", "SyntheticSegmentation", "CLASS_NAMES", "SUPERCLASSES", "SCENES", "VERSION"]
 

@@ -21,10 +21,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ZsbenchError
-from .base import DATASETS
-from .files import (FolderDataset, check_classes, check_layout, check_part, first_existing, need_root, packaged_samples,
-                    pair_folders, read_id_list, require_dir)
+from zsseg_bench.datasets.base import DATASETS
+from zsseg_bench.datasets.files import (
+    FolderDataset,
+    check_classes,
+    check_layout,
+    check_part,
+    first_existing,
+    need_root,
+    packaged_samples,
+    pair_folders,
+    read_id_list,
+    require_dir,
+)
+from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["build_voc12", "detect_voc_layout", "AUG_LISTS", "EXPECTED"]
 

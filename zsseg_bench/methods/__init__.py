@@ -1,7 +1,8 @@
-"""Method implementations. Importing this package registers every implementation."""
+"""Method implementations. Importing this package registers every implementation and backbone."""
 
-from .base import IMPLEMENTATIONS, ClassSpace, Method, Stage, Update
-from . import cagnet, cagnet_patch, spnet, zs3net  # noqa: F401
-from . import self_training  # noqa: F401  resolves "<impl>+st" for every implementation, lazily
+from zsseg_bench.methods import self_training, spnet, zs3net  # noqa: F401  (self_training resolves "<impl>+st")
+from zsseg_bench.methods.base import IMPLEMENTATIONS, ClassSpace, Method, Stage, Update
+from zsseg_bench.methods.cagnet import model, patch  # noqa: F401
+from zsseg_bench.methods.common import deeplab  # noqa: F401  registers the deeplabv2-resnet101 backbone
 
 __all__ = ["IMPLEMENTATIONS", "ClassSpace", "Method", "Stage", "Update"]

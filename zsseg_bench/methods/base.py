@@ -20,7 +20,7 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
-from ..registry import Registry
+from zsseg_bench.registry import Registry
 
 __all__ = ["Method", "Stage", "Update", "ClassSpace", "IMPLEMENTATIONS"]
 

@@ -38,8 +38,8 @@ from functools import lru_cache
 
 import torch
 
-from ..errors import ZsbenchError
-from .base import IMPLEMENTATIONS, Method, Stage
+from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.methods.base import IMPLEMENTATIONS, Method, Stage
 
 __all__ = ["SUFFIX", "wrap", "resolve", "check_st_cfg", "topk_pseudo_labels", "confident_pseudo_labels",
            "confidence_key", "ConfidenceHistogram", "SelfTrainingMixin"]
@@ -144,7 +144,7 @@ class SelfTrainingMixin:
         return flags
 
     def _retrain_cfg(self) -> dict:
-        from ..cards import deep_merge
+        from zsseg_bench.catalog.cards import deep_merge
 
         return deep_merge(self.cfg, self.st_cfg.get("retrain") or {})
 

@@ -23,11 +23,11 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from ..transforms import label_maps_at
-from .base import IMPLEMENTATIONS, ClassSpace, Method, Stage
-from .common.backbones import build_backbone
-from .common.calibration import calibrate, choose_gamma_heldout
-from .common.optim import sgd_poly
+from zsseg_bench.engine.transforms import label_maps_at
+from zsseg_bench.methods.base import IMPLEMENTATIONS, ClassSpace, Method, Stage
+from zsseg_bench.methods.common.backbones import build_backbone
+from zsseg_bench.methods.common.calibration import calibrate, choose_gamma_heldout
+from zsseg_bench.methods.common.optim import sgd_poly
 
 __all__ = ["SPNet", "projection_logits", "dense_cross_entropy"]
 

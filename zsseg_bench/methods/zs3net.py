@@ -38,12 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ZsbenchError
-from ..transforms import label_maps_at
-from .base import IMPLEMENTATIONS, ClassSpace, Method, Stage, Update
-from .common.backbones import build_backbone
-from .common.mmd import ZS3NET_SIGMAS, mmd
-from .common.optim import adam, sgd_poly
+from zsseg_bench.engine.transforms import label_maps_at
+from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.methods.base import IMPLEMENTATIONS, ClassSpace, Method, Stage, Update
+from zsseg_bench.methods.common.backbones import build_backbone
+from zsseg_bench.methods.common.mmd import ZS3NET_SIGMAS, mmd
+from zsseg_bench.methods.common.optim import adam, sgd_poly
 
 __all__ = ["ZS3Net", "GMMN", "class_prior", "sample_groups"]
 

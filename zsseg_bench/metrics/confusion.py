@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import ZsbenchError
+from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["confusion_matrix", "extended_bincount", "extended_to_matrix", "uses_extended_bins"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .confusion import extended_bincount, extended_to_matrix
+from zsseg_bench.metrics.confusion import extended_bincount, extended_to_matrix
 
 __all__ = ["ConfusionMeter"]
 

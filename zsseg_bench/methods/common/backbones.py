@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ...registry import Registry
+from zsseg_bench.registry import Registry
 
 __all__ = ["BACKBONES", "SmallCNN", "build_backbone"]
 
@@ -76,10 +76,8 @@ def build_backbone(cfg: dict, out_channels: int) -> nn.Module:
     backbone = BACKBONES.get(cfg.get("name", "small-cnn"))(out_channels, cfg)
     backbone.init_report = None
     if cfg.get("init"):
-        from ...weights import load_backbone_weights
+        from zsseg_bench.engine.weights import load_backbone_weights
 
         backbone.init_report = load_backbone_weights(backbone, cfg["init"], parts=cfg.get("init_parts", "all"))
     return backbone
 
-
-from . import deeplab  # noqa: E402,F401  (registers deeplabv2-resnet101)

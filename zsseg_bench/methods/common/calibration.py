@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...metrics import ConfusionMeter, compute_scores
+from zsseg_bench.metrics import ConfusionMeter, compute_scores
 
 __all__ = ["calibrate", "gamma_grid", "choose_gamma_heldout", "pseudo_unseen_classes"]
 

@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import ZsbenchError
-from .backbones import BACKBONES
+from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.methods.common.backbones import BACKBONES
 
 __all__ = ["FrozenBatchNorm2d", "ConvBN", "Bottleneck", "DeepLabV2", "DeepLabV2MSC", "RESNET101_BLOCKS",
            "ASPP_DILATIONS", "PYRAMID_SCALES"]

@@ -1,0 +1,1 @@
+"""Test helpers: generated dataset trees, reference implementations, records, settings."""

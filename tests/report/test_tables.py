@@ -1,0 +1,50 @@
+"""tables.py: mean ± std over seeds, published columns, every output format."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from tests.helpers.records import write_record
+
+from zsseg_bench.metrics.scores import METRIC_NAMES
+from zsseg_bench.report.tables import add_published, format_summary, runs_frame, summarize, write_tables
+
+
+def _metrics(v):
+    return {m: v for m in METRIC_NAMES}
+
+
+@pytest.fixture
+def runs(tmp_path):
+    for seed, v in enumerate([0.2, 0.4]):
+        write_record(tmp_path, f"spnet-{seed}", "spnet-c", "voc12", "voc12-15-5", seed, _metrics(v))
+    write_record(tmp_path, "spnet-x", "spnet", "voc12", "voc12-15-5", 0, _metrics(0.1))
+    write_record(tmp_path, "broken", "spnet", "voc12", "voc12-15-5", 1, {}, status="failed")
+    return tmp_path
+
+
+def test_summary_mean_std_and_order(runs):
+    frame = runs_frame([runs])
+    assert len(frame) == 3  # the failed run is not a result
+    summary = summarize(frame)
+    assert list(summary["method"]) == ["spnet", "spnet-c"]  # the seeds' order, not alphabetical
+    row = summary.set_index("method").loc["spnet-c"]
+    assert row["hIoU"] == pytest.approx(0.3) and row["hIoU std"] == pytest.approx(0.1414213, rel=1e-5)
+    assert row["seeds"] == "0,1"
+
+
+def test_published_columns_and_deltas(runs):
+    summary = add_published(summarize(runs_frame([runs])))
+    row = summary.set_index("method").loc["spnet-c"]
+    assert row["hIoU pub"] == 0.2610 and row["Δ hIoU"] == pytest.approx(0.3 - 0.2610)
+    assert row["source"].startswith("cagnet-readme")
+    shown = format_summary(summary).set_index("method")
+    assert shown.loc["spnet-c", "hIoU"] == "0.3000 ± 0.1414" and shown.loc["spnet", "hIoU"] == "0.1000"
+
+
+def test_write_all_formats(runs, tmp_path):
+    paths = write_tables(summarize(runs_frame([runs])), tmp_path / "out" / "table")
+    assert [p.suffix for p in paths] == [".md", ".tex", ".csv", ".parquet"]
+    assert "| spnet-c" in paths[0].read_text() and "\\toprule" in paths[1].read_text()
+    back = pd.read_parquet(paths[3])
+    assert list(back["method"]) == ["spnet", "spnet-c"] and "U-mIoU std" in back

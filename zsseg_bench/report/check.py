@@ -1,0 +1,65 @@
+"""Regression check: compare run metrics with the published row for the same method, dataset
+and split; a deviation beyond tolerance fails (the CLI exits 1), as detectron2's
+`verify_results` does."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from zsseg_bench.catalog.published import lookup
+from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.metrics.scores import METRIC_NAMES
+from zsseg_bench.runs.records import find_records, load_record
+
+__all__ = ["Deviation", "check_runs", "DEFAULT_TOLERANCE"]
+
+DEFAULT_TOLERANCE = 0.01  # fractions: one IoU point, the width of a careful retraining's noise
+
+
+@dataclass
+class Deviation:
+    run_id: str
+    method: str
+    metric: str
+    expected: float
+    actual: float
+    tolerance: float
+    source: str
+
+    @property
+    def delta(self) -> float:
+        return self.actual - self.expected
+
+    @property
+    def passed(self) -> bool:
+        return math.isfinite(self.actual) and abs(self.delta) <= self.tolerance + 1e-12
+
+
+def check_runs(paths, source: str | None = None, tolerance: float = DEFAULT_TOLERANCE,
+               metrics=METRIC_NAMES) -> pd.DataFrame:
+    """One row per (run, metric) compared; raises if a run has no published row."""
+    if tolerance < 0:
+        raise ZsbenchError("--tolerance must be >= 0")
+    rows = []
+    for path in find_records(paths):
+        rec = load_record(path)
+        if rec.get("status") != "ok" or not rec.get("metrics"):
+            raise ZsbenchError(f"{path}: run status is {rec.get('status')!r}, it has no metrics to check")
+        method, dataset, split = rec["method"], rec["dataset"]["name"], rec["split"]["name"]
+        pub = lookup(method, dataset, split, source)
+        if pub is None:
+            raise ZsbenchError(f"{path}: no published row for method {method!r} on {dataset}/{split}"
+                               + (f" in source {source!r}" if source else "") + "; see 'zsbench published'")
+        for metric in metrics:
+            expected = pub[metric]
+            if pd.isna(expected):
+                continue
+            actual = rec["metrics"].get(metric, float("nan"))
+            dev = Deviation(rec["run_id"], method, metric, float(expected), float(actual), tolerance, pub["source"])
+            rows.append({"run_id": dev.run_id, "method": method, "metric": metric, "expected": dev.expected,
+                         "actual": dev.actual, "delta": dev.delta, "tolerance": tolerance, "pass": dev.passed,
+                         "source": dev.source})
+    return pd.DataFrame(rows)

@@ -1,0 +1,268 @@
+"""The report's charts, drawn with matplotlib (Agg) and written as PNG and SVG.
+
+* per-class IoU bars for one or more methods (mean over seeds, std as error bars), unseen
+  classes shaded and their names in red;
+* seen vs unseen mIoU of every run and every method's mean, with hIoU iso-curves, beside the
+  published points: in the same axes when they are for the same dataset and split, in a
+  separate "reference only" panel when they are not (the synthetic benchmark has no
+  published numbers; VOC, Context and COCO-Stuff points are other data);
+* where each unseen class's pixels go: for every unseen class and method, the share
+  predicted correctly and the seen (or other unseen) classes that absorb the rest;
+* training curves from train_log.jsonl, one panel per (stage, loss).
+
+matplotlib is imported when a chart is drawn, never at `zsbench` start-up. Files are written
+without timestamps, so the same records give byte-identical SVGs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["method_colours", "per_class_iou", "seen_unseen_scatter", "unseen_confusions", "training_curves",
+           "hiou_curve", "save_figure"]
+
+UNSEEN_RED = "#c0392b"
+_DATASET_MARKERS = {"voc12": "o", "context": "s", "cocostuff": "^"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.hashsalt": "zsseg-bench", "figure.max_open_warning": 0, "font.size": 9})
+    return plt
+
+
+def save_figure(fig, stem: Path) -> list[Path]:
+    """stem.png (120 dpi) and stem.svg, without creation dates."""
+    plt = _pyplot()
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.savefig(paths[0], dpi=120, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    return paths
+
+
+def method_colours(methods) -> dict[str, str]:
+    """One fixed colour per method (the comparison's order, so a method keeps its colour)."""
+    from zsseg_bench.report.tables import _method_rank
+
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+               "#7f7f7f", "#d62728"]
+    ordered = sorted(dict.fromkeys(methods), key=_method_rank)
+    return {m: palette[i % len(palette)] for i, m in enumerate(ordered)}
+
+
+def hiou_curve(h: float, s: np.ndarray) -> np.ndarray:
+    """U such that the harmonic mean of (S, U) is h; NaN where no U in [0, 1] reaches h."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = h * s / (2 * s - h)
+    return np.where((2 * s > h) & (u >= 0) & (u <= 1), u, np.nan)
+
+
+def per_class_iou(frame: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
+    """Bars of per-class IoU. `frame`: method, seed, class_name, subset (seen/unseen/excluded), iou."""
+    plt = _pyplot()
+    frame = frame[frame["subset"] != "excluded"]
+    classes = list(dict.fromkeys(frame["class_name"]))
+    unseen = set(frame.loc[frame["subset"] == "unseen", "class_name"])
+    colours = method_colours(frame["method"])
+    methods = list(colours)  # comparison order
+    stats = frame.groupby(["method", "class_name"])["iou"].agg(["mean", "std", "count"])
+    width = 0.8 / max(len(methods), 1)
+    x = np.arange(len(classes))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(classes) * max(1, len(methods) / 2) + 2), 3.6))
+    for c, name in enumerate(classes):
+        if name in unseen:
+            ax.axvspan(c - 0.5, c + 0.5, color=UNSEEN_RED, alpha=0.08, lw=0)
+    for k, m in enumerate(methods):
+        mean = [stats.loc[(m, c), "mean"] if (m, c) in stats.index else np.nan for c in classes]
+        std = [stats.loc[(m, c), "std"] if (m, c) in stats.index and stats.loc[(m, c), "count"] > 1 else 0.0
+               for c in classes]
+        n_seeds = int(frame.loc[frame["method"] == m, "seed"].nunique())
+        label = m + (f" (mean of {n_seeds} seeds ± std)" if n_seeds > 1 else "")
+        ax.bar(x - 0.4 + width * (k + 0.5), np.nan_to_num(mean), width, yerr=np.nan_to_num(std), color=colours[m],
+               label=label, capsize=1.5, error_kw={"elinewidth": 0.7})
+    ax.set_xticks(x)
+    ax.set_xticklabels(classes, rotation=45, ha="right")
+    for tick, name in zip(ax.get_xticklabels(), classes):
+        if name in unseen:
+            tick.set_color(UNSEEN_RED)
+            tick.set_fontweight("bold")
+    ax.set_xlim(-0.6, len(classes) - 0.4)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("IoU")
+    ax.set_title(title + ("  (unseen classes shaded, names in red)" if unseen else ""))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right", ncol=min(3, len(methods)))
+    return save_figure(fig, stem)
+
+
+def _iso_curves(ax) -> None:
+    s = np.linspace(0.0005, 1, 400)
+    for h in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+        u = hiou_curve(h, s)
+        ax.plot(s, u, color="0.75", lw=0.7, ls="--", zorder=0)
+        ok = np.flatnonzero(~np.isnan(u))
+        if ok.size:  # label where the curve meets the top of the box or the right edge
+            i = ok[-1] if u[ok[-1]] < 0.97 else ok[np.argmin(np.abs(u[ok] - 0.97))]
+            ax.text(min(s[i], 0.98), min(u[i], 0.98), f"h={h:.1f}", color="0.55", fontsize=6.5, ha="right",
+                    va="top")
+
+
+def _square(ax, title: str) -> None:
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("seen mIoU (S-mIoU)")
+    ax.set_ylabel("unseen mIoU (U-mIoU)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.2)
+
+
+def seen_unseen_scatter(ours: pd.DataFrame, published: pd.DataFrame, stem: Path, title: str = "",
+                        comparable: bool = False) -> list[Path]:
+    """`ours`: method, seed, S-mIoU, U-mIoU (one row per run). `published`: method, dataset, split,
+    source, S-mIoU, U-mIoU. With `comparable`, published points share our axes (hollow markers,
+    a line to our mean); otherwise they get their own panel, labelled as reference only."""
+    plt = _pyplot()
+    published = published.dropna(subset=["S-mIoU", "U-mIoU"]) if not published.empty else published
+    two_panels = not comparable and not published.empty
+    fig, axes = plt.subplots(1, 2 if two_panels else 1, figsize=(10.5 if two_panels else 5.6, 5.0), squeeze=False)
+    ax = axes[0, 0]
+    colours = method_colours(list(ours["method"]) + list(published["method"] if comparable else []))
+    _iso_curves(ax)
+    means = ours.groupby("method", sort=False)[["S-mIoU", "U-mIoU"]].mean()
+    for m, row in means.iterrows():
+        runs = ours[ours["method"] == m]
+        if len(runs) > 1:
+            ax.scatter(runs["S-mIoU"], runs["U-mIoU"], s=14, color=colours[m], alpha=0.45, lw=0)
+        ax.scatter([row["S-mIoU"]], [row["U-mIoU"]], s=60, color=colours[m], edgecolor="black", lw=0.6, zorder=3,
+                   label=f"{m} (ours{', mean of ' + str(len(runs)) + ' seeds' if len(runs) > 1 else ''})")
+    if comparable:
+        for _, row in published.iterrows():
+            c = colours.get(row["method"], "0.4")
+            ax.scatter([row["S-mIoU"]], [row["U-mIoU"]], s=60, facecolor="none", edgecolor=c, lw=1.4, zorder=3,
+                       label=f"{row['method']} (published, {row['source']})")
+            if row["method"] in means.index:
+                ax.plot([row["S-mIoU"], means.loc[row["method"], "S-mIoU"]],
+                        [row["U-mIoU"], means.loc[row["method"], "U-mIoU"]], color=c, lw=0.8, ls=":")
+    _square(ax, title or "seen vs unseen mIoU (dashed: equal hIoU)")
+    ax.legend(fontsize=7, loc="upper left")
+    if two_panels:
+        ref = axes[0, 1]
+        _iso_curves(ref)
+        from matplotlib.lines import Line2D
+
+        ref_colours = method_colours(published["method"])
+        for _, row in published.iterrows():
+            ref.scatter([row["S-mIoU"]], [row["U-mIoU"]], s=36, marker=_DATASET_MARKERS.get(row["dataset"], "D"),
+                        color=ref_colours[row["method"]], edgecolor="black", lw=0.4)
+        handles = [Line2D([], [], ls="", marker="o", color=c, markeredgecolor="black", markeredgewidth=0.4, label=m)
+                   for m, c in ref_colours.items()]
+        handles += [Line2D([], [], ls="", marker=_DATASET_MARKERS.get(ds, "D"), markerfacecolor="white",
+                           markeredgecolor="black", label=ds) for ds in dict.fromkeys(published["dataset"])]
+        ref.legend(handles=handles, fontsize=6.5, loc="upper left", ncol=2)
+        _square(ref, "published (reference only: other datasets,\nnot comparable with the runs on the left)")
+    return save_figure(fig, stem)
+
+
+def unseen_confusions(confusions: dict[str, np.ndarray], names, seen_mask, colours: np.ndarray, stem: Path,
+                      top: int = 3, title: str = "") -> tuple[list[Path], pd.DataFrame]:
+    """Where each unseen class's ground-truth pixels go, per method.
+
+    `confusions`: method -> [K, K] counts (rows = ground truth; seeds summed). `colours`: [K, 3]
+    RGB 0..255 of each class (the dataset palette). Returns the files and one row per (unseen
+    class, method): correct share and the `top` classes that absorb most of the rest."""
+    plt = _pyplot()
+    names = list(names)
+    seen_mask = np.asarray(seen_mask, dtype=bool)
+    unseen_idx = [k for k in range(len(names)) if not seen_mask[k]]
+    methods = list(confusions)
+    rows = []
+    fig, axes = plt.subplots(len(unseen_idx), 1, figsize=(9.5, 0.9 + 0.42 * len(methods) * len(unseen_idx)),
+                             squeeze=False, sharex=True)
+    for a, u in enumerate(unseen_idx):
+        ax = axes[a, 0]
+        for r, m in enumerate(methods):
+            row = np.asarray(confusions[m][u], dtype=np.float64)
+            total = row.sum()
+            share = row / total if total > 0 else np.zeros_like(row)
+            others = [k for k in np.argsort(-share, kind="stable") if k != u and share[k] > 0][:top]
+            segments = [(u, share[u])] + [(k, share[k]) for k in others]
+            rest = max(0.0, 1.0 - sum(s for _, s in segments)) if total > 0 else 0.0
+            left = 0.0
+            for k, s in segments:
+                rgb = colours[k] / 255.0
+                ax.barh(r, s, left=left, color=rgb, edgecolor="white", lw=0.5, hatch=None if k != u else "//")
+                if s >= 0.07:
+                    from zsseg_bench.report.palette import text_colour
+
+                    label = ("✓ " if k == u else "") + f"{names[k]} {s:.0%}"
+                    ax.text(left + s / 2, r, label, ha="center", va="center", fontsize=6.5,
+                            color=text_colour(colours[k]))
+                left += s
+            if rest > 0:
+                ax.barh(r, rest, left=left, color="0.85", edgecolor="white", lw=0.5)
+                if rest >= 0.07:
+                    ax.text(left + rest / 2, r, f"other {rest:.0%}", ha="center", va="center", fontsize=6.5)
+            record = {"unseen class": names[u], "method": m, "gt_pixels": int(total),
+                      "correct": share[u] if total > 0 else np.nan}
+            for i in range(top):
+                k = others[i] if i < len(others) else None
+                record[f"absorber {i + 1}"] = "" if k is None else \
+                    f"{names[k]} ({'seen' if seen_mask[k] else 'unseen'}) {share[k]:.1%}"
+            rows.append(record)
+        ax.set_yticks(range(len(methods)))
+        ax.set_yticklabels(methods, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_ylabel(names[u], rotation=0, ha="right", va="center", color=UNSEEN_RED, fontweight="bold")
+    axes[-1, 0].set_xlabel("share of the unseen class's ground-truth pixels, by predicted class "
+                           "(hatched ✓ = correct)")
+    fig.suptitle(title or "where unseen pixels go", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, stem), pd.DataFrame(rows)
+
+
+def training_curves(logs: list[tuple[str, int, list[dict]]], stem: Path, title: str = "") -> list[Path] | None:
+    """`logs`: (method, seed, train_log entries). One panel per (stage label, loss); None if no entries."""
+    plt = _pyplot()
+    series: dict[tuple[str, str], list] = {}
+    for method, seed, entries in logs:
+        for e in entries:
+            for loss, value in (e.get("losses") or {}).items():
+                key = (e.get("label") or e.get("stage", ""), loss)
+                series.setdefault(key, []).append((method, seed, int(e.get("iteration", 0)), float(value)))
+    if not series:
+        return None
+    keys = list(series)[:12]
+    cols = min(3, len(keys))
+    rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+    colours = method_colours([m for m, _, _ in logs])
+    styles = ["-", "--", ":", "-."]
+    seeds = sorted({s for _, s, _ in logs})
+    for ax, key in zip(axes.flat, keys):
+        frame = pd.DataFrame(series[key], columns=["method", "seed", "iteration", "value"])
+        for (m, s), part in frame.groupby(["method", "seed"], sort=False):
+            part = part.sort_values("iteration")
+            ax.plot(part["iteration"], part["value"], color=colours[m], ls=styles[seeds.index(s) % len(styles)],
+                    marker="o" if len(part) < 6 else None, ms=3, lw=1.1, label=f"{m} s{s}")
+        ax.set_title(f"{key[0]}: {key[1]}", fontsize=8.5)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6.5)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, stem)

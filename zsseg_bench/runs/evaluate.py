@@ -1,0 +1,118 @@
+"""`zsbench eval --checkpoint FILE`: evaluate released CaGNet weights, no training, into a run record.
+
+Everything is checked before the run folder exists (card, split, dataset, embeddings, device,
+the checkpoint itself, loaded strictly into the model): bad input leaves nothing behind. The
+record is a normal one (run.json, config.yaml, metrics.json, per_class.csv, confusion.npy,
+predictions/), so `zsbench check`, `table` and `report` read it like any other; its run.json
+has `evaluated_from` (file, sha256, iteration, what was mapped and dropped) and
+`training: null`, and no train_log.jsonl.
+
+The evaluation settings are the card's for the dataset (the CaGNet cards' real-data settings are
+the official test: 513x513 warp, single scale, scored at feature resolution, `eval.mode:
+feature`); `--set` changes them and is recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from zsseg_bench.catalog.cards import load_card, resolve_config
+from zsseg_bench.engine.loop import Reporter, TrainContext
+from zsseg_bench.engine.options import EngineOptions
+from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.methods import IMPLEMENTATIONS, ClassSpace
+from zsseg_bench.methods.cagnet.official import (
+    checkpoint_facts,
+    is_cagnet_impl,
+    load_official_state,
+    read_official_checkpoint,
+)
+from zsseg_bench.runs.predictions import store_predictions
+from zsseg_bench.runs.records import RunRecord, make_run_id, marking_failure, utcnow
+from zsseg_bench.runs.train import (
+    RunRequest,
+    build_method,
+    initial_run_info,
+    prepare_data,
+    resolve_device,
+    split_for,
+    write_scores,
+)
+
+__all__ = ["EvalRequest", "evaluate_checkpoint"]
+
+
+@dataclass
+class EvalRequest:
+    checkpoint: str
+    method: str = "cagnet-pi"
+    dataset: str = "voc12"
+    split: str | None = None
+    device: str = "cpu"
+    data_root: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    out: Path = Path("results/runs")
+    command: str = ""
+
+
+def evaluate_checkpoint(req: EvalRequest, reporter: Reporter | None = None) -> Path:
+    """Evaluate an official CaGNet checkpoint under `req.method`'s card; return the run folder."""
+    reporter = reporter or Reporter()
+    card = load_card(req.method)
+    impl = IMPLEMENTATIONS.get(card.impl)
+    if not is_cagnet_impl(impl):
+        raise ZsbenchError(f"--method {req.method}: card {card.path.name} has impl {card.impl!r}, not CaGNet; "
+                           f"official CaGNet checkpoints load into cagnet-pi (or cagnet-pa, cagnet-pi+st)")
+    cfg = resolve_config(card, req.dataset, req.overrides)
+    split = split_for(RunRequest(method=req.method, dataset=req.dataset, split=req.split))
+    device = resolve_device(req.device)
+    run_req = RunRequest(method=req.method, dataset=req.dataset, split=split.name, data_root=req.data_root)
+    data_cfg, data_root, train_set, test_set, embeddings = prepare_data(run_req, cfg, split)
+    classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), torch.from_numpy(embeddings),
+                         split.ignore_index, split.calibration_val)
+    state, iteration = read_official_checkpoint(req.checkpoint)
+    torch.manual_seed(0)
+    method = build_method(impl, card, cfg, classes)
+    report = load_official_state(method, state, req.checkpoint, split)
+    del state
+    method.to(device)
+    facts = checkpoint_facts(req.checkpoint, iteration, report)
+    reporter.message(f"loaded {report['loaded']} tensors from {Path(req.checkpoint).name} (iteration {iteration}); "
+                     f"dropped {', '.join(report['dropped']) or 'nothing'}; Em_all: {report['em_all']}"
+                     + (f" (max |diff| {report['em_all_max_abs_diff']:.3g})"
+                        if report.get("em_all_max_abs_diff") is not None else ""))
+    if report["em_all"].startswith(("differs", "shape")):
+        reporter.message("warning: the official code overrides the embedding pickles with the file's Em_all; "
+                         "evaluation does not use embeddings, but training from this file would")
+
+    options = EngineOptions.from_cfg(cfg)
+    run_id = make_run_id(card.name, req.dataset, split.name, 0)
+    record = RunRecord.create(req.out, run_id)
+    started = time.time()
+    eval_mode = cfg.get("eval", {}).get("mode", "full")
+    record.write_json("run.json", {
+        **initial_run_info(req, card, split, run_name=record.path.name, seed=0, train_set=train_set,
+                           test_set=test_set, data_root=data_root, data_cfg=data_cfg, n_train_used=0, device=device,
+                           flags=method.protocol_flags(), options=options, processes=1),
+        "evaluated_from": facts, "training": None,
+    })
+    record.write_yaml("config.yaml", {"method": card.name, "dataset": req.dataset, "split": split.name, "seed": 0,
+                                      "device": str(device), "checkpoint": facts["checkpoint"], "config": cfg})
+    ctx = TrainContext(split=split, train_set=train_set, device=device, seed=0, cfg=cfg, reporter=reporter,
+                       log_path=None, run_id=record.path.name)
+    restore_switches = options.apply_global(device)
+    try:
+        with marking_failure(record, started):
+            confusion = ctx.confusion(method, test_set, ctx.eval_lut, split.num_classes)
+            protocol = write_scores(record, confusion, split, cfg, len(test_set))
+            store_predictions(record, method, ctx, test_set, split)
+            record.update_run(status="ok", end=utcnow(), wall_time_s=round(time.time() - started, 2),
+                              protocol={"absent": protocol.absent, "eval_mode": eval_mode})
+    finally:
+        ctx.close()
+        restore_switches()
+    return record.path
