@@ -1,4 +1,4 @@
-"""Published numbers: well-formed, hIoU consistent with S-mIoU/U-mIoU, faithful to the seeds."""
+"""Published numbers: well-formed, hIoU consistent with S-mIoU/U-mIoU, faithful to the source documents."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def test_published_cli_filters():
     assert result.exit_code == 2 and "did you mean 'voc12'" in result.output
 
 
-# ---- faithful to the seed documents (when ../shared is present) -------------------------------
+# ---- faithful to the source documents (when ../shared is present) -----------------------------
 
 def _pipe_rows(text: str):
     for line in text.splitlines():

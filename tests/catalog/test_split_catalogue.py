@@ -1,4 +1,4 @@
-"""Every split of the seed papers exists under its guessable name, with the papers' class counts."""
+"""Every split of the source papers exists under its guessable name, with the papers' class counts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from zsseg_bench.catalog.splits import list_splits, load_class_list, load_split
 from zsseg_bench.cli import app
-from zsseg_bench.runs.train import DEFAULT_SPLITS
+from zsseg_bench.datasets import DATASETS, default_split
+from zsseg_bench.methods.cagnet.official import OFFICIAL_ORDERS
 
 # name -> (seen, unseen) as `zsbench ls splits` counts them (evaluation classes only).
 EXPECTED = {
@@ -55,16 +56,19 @@ def test_zs3_lists_are_nested_and_protocol_fields_are_right():
             previous = split.unseen
     assert load_split("voc12-zs3-u4").unseen == ("cow", "motorbike", "aeroplane", "sofa")
     assert set(load_split("context33-29-4").unseen) == {"cow", "motorbike", "sofa", "cat"}
-    assert {load_split(f"pascal5i-f{f}").protocol for f in range(4)} == {"fss-zeroshot"}
+    assert {load_split(f"pascal5i-f{f}").task_protocol for f in range(4)} == {"fss-zeroshot"}
     assert load_split("coco20i-f0").unseen[:4] == ("person", "airplane", "boat", "parking meter")
-    assert {load_split(f"ade20k-ws-s{s}").protocol for s in range(1, 5)} == {"weak-shot"}
+    assert {load_split(f"ade20k-ws-s{s}").task_protocol for s in range(1, 5)} == {"weak-shot"}
 
 
 def test_cocostuff_split_matches_spnet_ids_and_documents_the_empty_classes():
     split = load_split("cocostuff-167-15")
     coco = load_class_list("cocostuff")
-    assert [coco.id_of(n) for n in split.unseen] == [20, 24, 32, 33, 40, 56, 86, 99, 105, 123, 144, 147, 148, 168, 171]
-    assert [coco.id_of(n) for n in split.calibration_val] == [3, 21, 38, 45, 51, 61, 75, 81, 93, 129, 136, 139]
+    # The file's source block transcribes SPNet's novel_cls.npy / val_cls.npy; the names must say the same.
+    assert [coco.id_of(n) for n in split.unseen] == split.source["novel_ids"]
+    assert [coco.id_of(n) for n in split.calibration_val] == split.source["val_ids"]
+    seen, novel = OFFICIAL_ORDERS["cocostuff-167-15"]  # CaGNet's checkpoint rows: the same classes
+    assert list(novel) == split.source["novel_ids"] and list(seen[-12:]) == split.source["val_ids"]
     for name in ("street sign", "hat", "shoe", "eye glasses", "plate", "mirror", "window", "desk", "door", "blender",
                  "hair brush"):
         assert name in split.notes and name in split.seen_names
@@ -80,5 +84,5 @@ def test_simformer_class_indices_match_names():
 
 
 def test_every_dataset_has_a_default_split():
-    for dataset, name in DEFAULT_SPLITS.items():
-        assert load_split(name).dataset == dataset
+    for dataset in DATASETS:
+        assert load_split(default_split(dataset)).dataset == dataset

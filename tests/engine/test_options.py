@@ -9,7 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from zsseg_bench.cli import app
-from zsseg_bench.engine.checkpoints import load_checkpoint
+from zsseg_bench.engine.checkpoint_format import load_checkpoint
 
 TINY = ["--set", "train.iterations=4", "--set", "dataset.n_train=16", "--set", "dataset.n_test=4",
         "--set", "dataset.size=32", "--set", "data.batch_size=4", "--set", "backbone.width=8"]

@@ -14,7 +14,7 @@ from torch import nn
 
 from zsseg_bench.catalog.splits import load_split
 from zsseg_bench.datasets.synthetic import SyntheticSegmentation
-from zsseg_bench.engine.checkpoints import load_checkpoint
+from zsseg_bench.engine.checkpoint_format import load_checkpoint
 from zsseg_bench.engine.loop import Reporter, TrainContext
 from zsseg_bench.engine.resume import ResumePoint, TrainingCheckpoints
 from zsseg_bench.errors import ZsbenchError

@@ -1,4 +1,4 @@
-"""Official weight files: generated in the official key layouts with the reference's shapes,
+"""Official weight files: generated in the official key layouts with the official shapes,
 loaded strictly; mismatches are one line naming the keys and shapes.
 
 Two cases go through real files (SPNet's DataParallel checkpoint, CaGNet's model file); the
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.helpers.official_layout import cagnet_extra, deeplab_shapes, make_state, torchvision_shapes
+from tests.helpers.official_layout import cagnet_shapes, deeplab_shapes, make_state, torchvision_shapes
 
 from zsseg_bench.engine.weights import load_backbone_state, load_backbone_weights, torchvision_to_deeplab
 from zsseg_bench.errors import ZsbenchError
@@ -17,7 +17,7 @@ from zsseg_bench.methods.common.backbones import build_backbone
 
 @pytest.fixture(scope="module")
 def net():
-    # The real network at the real width (600): the reference's shapes, loaded for real.
+    # The real network at the real width (600): the official shapes, loaded for real.
     return build_backbone({"name": "deeplabv2-resnet101", "msc": True}, 600)
 
 
@@ -46,9 +46,8 @@ def test_spnet_dataparallel_checkpoint_loads_strictly(net, spnet_file):
 
 def test_cagnet_checkpoint_back_scale(net, tmp_path):
     width = 600
-    state = make_state(deeplab_shapes(width), "back.scale.")
-    state.update(make_state(cagnet_extra(width), ""))
-    assert len(state) == 659  # the reference's count for OurModel
+    state = make_state(cagnet_shapes(width))
+    assert len(state) == 659  # the released VOC file's count for OurModel
     path = tmp_path / "voc12_ourbest.pth"
     # The contextual module is part of CaGNet's backbone but not of plain DeepLab: 'all' fails ...
     with pytest.raises(ZsbenchError, match=r"7 unexpected \(e\.g\. back\.scale\.contextual1\.conv\.weight"):

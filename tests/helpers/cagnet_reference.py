@@ -1,5 +1,6 @@
-"""A per-pixel Python-loop implementation of CaGNet's official content loss (reference/cagnet.md
-§2.1), written from the description, to check the vectorised one and to time it against."""
+"""A per-pixel Python-loop implementation of CaGNet's official content loss (the run-wise MMD of
+its `losses.py`, as zsseg_bench/methods/cagnet/losses.py describes it), written from that
+description, to check the vectorised one and to time it against."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def content_mmd_loop(fake: torch.Tensor, real: torch.Tensor, label: torch.Tensor
         z = torch.cat([f, r])
         d2 = torch.cdist(z, z).pow(2)
         s = torch.cat([torch.full((n,), 1.0 / n), torch.full((n,), -1.0 / n)]).to(z)
-        scale = 0.5 * s[:, None] * s[None, :]  # the centred scale matrix, halved (reference §2.1)
+        scale = 0.5 * s[:, None] * s[None, :]  # the centred scale matrix, halved (as the official loss)
         value = sum((scale * torch.exp(-d2 / (2.0 * bw))).sum() for bw in sigmas)
         total = total + torch.sqrt(value.clamp_min(0.0))
     return total / max(1, len(runs))

@@ -1,6 +1,8 @@
-"""State dicts in the official DeepLabv2 / CaGNet / torchvision key layouts, built from the
-reference's description (cagnet.md section 7, spnet_zs3net.md 1.1), not from our module, so
-that loading them tests the key map."""
+"""State dicts in the official DeepLabv2 / CaGNet / torchvision key layouts: the one statement
+of those layouts for the tests. They are written out from the official models (deeplab-pytorch's
+`DeepLabV2` as SPNet and CaGNet use it, CaGNet's `OurModel`, torchvision's ResNet-101), not from
+our modules, so that loading them tests our key map (zsseg_bench/methods/cagnet/official.py,
+engine/weights.py)."""
 
 from __future__ import annotations
 
@@ -65,12 +67,14 @@ def make_state(shapes: dict[str, tuple], prefix: str = "") -> dict[str, torch.Te
     return state
 
 
-def cagnet_extra(width: int = 600, n_classes: int = 21) -> dict[str, tuple]:
-    """CaGNet parts outside the DeepLab backbone (cagnet.md section 7), with their full keys."""
+def cagnet_extra(width: int = 600, n_classes: int = 20) -> dict[str, tuple]:
+    """The parts of CaGNet's `OurModel` outside the DeepLab body and ASPP, with their full keys, for
+    `n_classes` seen + unseen classes (VOC: 20): the embedding tables, the contextual module (inside
+    the official backbone), the generator and the discriminator, whose classifier has a dead logit."""
     shapes = {"Em_vis.weight": (256, width), "Em_all.weight": (n_classes, width),
               "dis.fc.conv.weight": (1024, width, 1, 1), "dis.fc.conv.bias": (1024,),
               "dis.pred.weight": (1, 1024, 1, 1), "dis.pred.bias": (1,),
-              "dis.cls.weight": (n_classes, 1024, 1, 1), "dis.cls.bias": (n_classes,),
+              "dis.cls.weight": (n_classes + 1, 1024, 1, 1), "dis.cls.bias": (n_classes + 1,),
               "back.scale.contextual1.conv.weight": (256, width, 3, 3),
               "back.scale.contextual2.conv.weight": (256, 256, 3, 3),
               "back.scale.contextual3.conv.weight": (256, 256, 3, 3),
@@ -85,3 +89,9 @@ def cagnet_extra(width: int = 600, n_classes: int = 21) -> dict[str, tuple]:
     shapes["gen.mlp.5.weight"] = (width, 720, 1, 1)
     shapes["gen.mlp.5.bias"] = (width,)
     return shapes
+
+
+def cagnet_shapes(width: int = 600, n_classes: int = 20) -> dict[str, tuple]:
+    """Every key of a released CaGNet checkpoint's state dict and its shape (VOC: 659 keys)."""
+    backbone = {"back.scale." + k: shape for k, shape in deeplab_shapes(width).items()}
+    return {**backbone, **cagnet_extra(width, n_classes)}

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from zsseg_bench.errors import ZsbenchError
-from zsseg_bench.metrics import ConfusionMeter, Protocol, compute_scores, confusion_matrix
-from zsseg_bench.metrics.scores import harmonic
+from zsseg_bench.metrics import METRICS, ConfusionMeter, ScoringRule, compute_scores, confusion_matrix
+from zsseg_bench.metrics.scores import METRIC_NAMES, class_stats, harmonic
 
 # Rows = ground truth, columns = prediction; classes [background, cat, cow, dog, sheep, train].
 # cow is absent (no ground truth, never predicted); train has no ground truth but is predicted.
@@ -48,7 +48,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("absent,background", list(EXPECTED))
 def test_hand_computed_conventions(absent, background):
-    scores = compute_scores(HAND, SEEN, protocol=Protocol(absent, background), background_index=0)
+    scores = compute_scores(HAND, SEEN, rule=ScoringRule(absent, background), background_index=0)
     for name, value in EXPECTED[(absent, background)].items():
         assert scores.metrics[name] == pytest.approx(value, abs=1e-12), name
 
@@ -63,8 +63,32 @@ def test_per_class_table_default():
 
 
 def test_background_excluded_marks_class():
-    pc = compute_scores(HAND, SEEN, protocol=Protocol(background="excluded"), background_index=0).per_class
+    pc = compute_scores(HAND, SEEN, rule=ScoringRule(background="excluded"), background_index=0).per_class
     assert pc.loc[0, "subset"] == "excluded" and math.isnan(pc.loc[0, "iou"])
+
+
+def test_every_metric_is_registered_once_in_the_source_tables_order():
+    assert METRIC_NAMES == ("hIoU", "mIoU", "PA", "MA", "S-mIoU", "U-mIoU", "S-PA", "U-PA", "S-MA", "U-MA")
+    assert [name for name, _ in METRICS.items()] == list(METRIC_NAMES)
+    assert all(METRICS.get(name).higher_is_better for name in METRIC_NAMES)
+    assert list(compute_scores(HAND, SEEN).metrics) == list(METRIC_NAMES)
+
+
+def test_each_metric_is_a_function_of_the_class_statistics_alone():
+    stats = class_stats(HAND, SEEN, ScoringRule(), background_index=0)
+    expected = EXPECTED[("nan", "seen")]
+    for name, metric in METRICS.items():
+        assert metric.fn(stats) == pytest.approx(expected[name], abs=1e-12), name
+
+
+def test_ls_metrics_reads_the_direction_from_the_registry():
+    from typer.testing import CliRunner
+
+    from zsseg_bench.cli import app
+
+    result = CliRunner().invoke(app, ["ls", "metrics"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and all(name in result.output for name in METRIC_NAMES)
+    assert "yes" in result.output and " no" not in result.output
 
 
 def test_harmonic_rules():

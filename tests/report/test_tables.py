@@ -27,7 +27,7 @@ def test_summary_mean_std_and_order(runs):
     frame = runs_frame([runs])
     assert len(frame) == 3  # the failed run is not a result
     summary = summarize(frame)
-    assert list(summary["method"]) == ["spnet", "spnet-c"]  # the seeds' order, not alphabetical
+    assert list(summary["method"]) == ["spnet", "spnet-c"]  # the source papers' order, not alphabetical
     row = summary.set_index("method").loc["spnet-c"]
     assert row["hIoU"] == pytest.approx(0.3) and row["hIoU std"] == pytest.approx(0.1414213, rel=1e-5)
     assert row["seeds"] == "0,1"

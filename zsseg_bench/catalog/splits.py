@@ -33,16 +33,17 @@ __all__ = [
     "split_paths",
     "TRAIN_POLICIES",
     "BACKGROUND_RULES",
-    "PROTOCOLS",
+    "TASK_PROTOCOLS",
     "SPLIT_FORMAT",
 ]
 
 SPLIT_FORMAT = 1
 TRAIN_POLICIES = ("ignore_unseen_pixels", "drop_images_with_unseen")
 BACKGROUND_RULES = ("excluded", "seen", "none")
-# gzs3: generalized zero-shot (seen + unseen scored together, hIoU); fss-zeroshot: SAZS/LSeg
-# episodic binary protocol; weak-shot: SimFormer (novel classes have image-level labels).
-PROTOCOLS = ("gzs3", "fss-zeroshot", "weak-shot")
+# The task a split poses (its file's `protocol` field). gzs3: generalized zero-shot (seen + unseen
+# scored together, hIoU); fss-zeroshot: SAZS/LSeg episodic binary masks; weak-shot: SimFormer
+# (novel classes have image-level labels).
+TASK_PROTOCOLS = ("gzs3", "fss-zeroshot", "weak-shot")
 _REQUIRED = ("format", "name", "version", "dataset", "classes", "unseen", "excluded", "background",
              "ignore_index", "train_policy", "source")
 _OPTIONAL = ("calibration_val", "protocol", "notes", "background_class")
@@ -105,7 +106,7 @@ class Split:
     source: dict
     path: Path
     sha256: str
-    protocol: str = "gzs3"
+    task_protocol: str = "gzs3"  # the file's `protocol` field, one of TASK_PROTOCOLS
     background_class: str = "background"
     calibration_val: tuple[str, ...] = ()
     notes: str = ""
@@ -172,7 +173,7 @@ class Split:
             "n_unseen": int(self.unseen_mask.sum()),
             "background": self.background,
             "train_policy": self.train_policy,
-            "protocol": self.protocol,
+            "protocol": self.task_protocol,
         }
 
 
@@ -202,8 +203,8 @@ def _fail(path: Path, fieldname: str, problem: str) -> ZsbenchError:
     return ZsbenchError(f"{path}: field '{fieldname}': {problem}")
 
 
-def _parse(path: Path, base: Path | None) -> Split:
-    text = path.read_bytes()
+def _read_fields(path: Path, text: bytes) -> dict:
+    """The split file's mapping, with every required field present and no unknown one."""
     try:
         raw = load_yaml(text)
     except YAMLError as exc:
@@ -228,10 +229,11 @@ def _parse(path: Path, base: Path | None) -> Split:
     for key in ("dataset", "classes"):
         if not isinstance(raw[key], str) or not raw[key]:
             raise _fail(path, key, "must be a non-empty string")
-    try:
-        classes = load_class_list(raw["classes"], base, near=path)
-    except ZsbenchError as exc:
-        raise _fail(path, "classes", str(exc)) from None
+    return raw
+
+
+def _class_name_lists(path: Path, raw: dict, classes: ClassList) -> dict[str, tuple[str, ...]]:
+    """`unseen`, `excluded` and `calibration_val`: lists of distinct class names of `classes`, disjoint."""
     lists = {}
     for key in ("unseen", "excluded", "calibration_val"):
         value = raw.get(key, [])
@@ -251,10 +253,16 @@ def _parse(path: Path, base: Path | None) -> Split:
         raise _fail(path, "unseen", f"{both} also in 'excluded'; a class is seen, unseen or excluded")
     if set(lists["calibration_val"]) & (set(lists["unseen"]) | set(lists["excluded"])):
         raise _fail(path, "calibration_val", "must name seen classes only")
-    if not lists["unseen"] and raw.get("protocol", "gzs3") == "gzs3":
+    return lists
+
+
+def _check_class_roles(path: Path, raw: dict, classes: ClassList, lists: dict, task_protocol: str) -> str:
+    """Enough seen and unseen classes for the task protocol, and a background rule the lists agree
+    with; returns the background class's name."""
+    if not lists["unseen"] and task_protocol == "gzs3":
         raise _fail(path, "unseen", "is empty; a zero-shot split needs at least one unseen class")
     seen = [n for n in classes.names if n not in lists["unseen"] and n not in lists["excluded"]]
-    if not seen and raw.get("protocol", "gzs3") != "fss-zeroshot":
+    if not seen and task_protocol != "fss-zeroshot":
         raise _fail(path, "unseen", "leaves no seen class")
     background = raw["background"]
     if background not in BACKGROUND_RULES:
@@ -267,6 +275,11 @@ def _parse(path: Path, base: Path | None) -> Split:
             raise _fail(path, "background", f"is 'excluded' but {bg_class!r} is not in 'excluded'")
         if background == "seen" and bg_class not in seen:
             raise _fail(path, "background", f"is 'seen' but {bg_class!r} is unseen or excluded")
+    return bg_class
+
+
+def _check_policies(path: Path, raw: dict, classes: ClassList, task_protocol: str) -> None:
+    """ignore_index, train_policy, protocol and source."""
     ignore = raw["ignore_index"]
     if not isinstance(ignore, int) or isinstance(ignore, bool) or not 0 <= ignore < 65536:
         raise _fail(path, "ignore_index", "must be an integer in [0, 65535]")
@@ -274,16 +287,28 @@ def _parse(path: Path, base: Path | None) -> Split:
         raise _fail(path, "ignore_index", f"{ignore} is also a class id in {classes.path.name}")
     if raw["train_policy"] not in TRAIN_POLICIES:
         raise _fail(path, "train_policy", f"{raw['train_policy']!r} is not one of {TRAIN_POLICIES}")
-    protocol = raw.get("protocol", "gzs3")
-    if protocol not in PROTOCOLS:
-        raise _fail(path, "protocol", f"{protocol!r} is not one of {PROTOCOLS}")
+    if task_protocol not in TASK_PROTOCOLS:
+        raise _fail(path, "protocol", f"{task_protocol!r} is not one of {TASK_PROTOCOLS}")
     source = raw["source"]
     if not isinstance(source, dict) or not source.get("paper"):
         raise _fail(path, "source", "must be a mapping with at least 'paper' (and usually 'table')")
+
+
+def _parse(path: Path, base: Path | None) -> Split:
+    text = path.read_bytes()
+    raw = _read_fields(path, text)
+    try:
+        classes = load_class_list(raw["classes"], base, near=path)
+    except ZsbenchError as exc:
+        raise _fail(path, "classes", str(exc)) from None
+    lists = _class_name_lists(path, raw, classes)
+    task_protocol = raw.get("protocol", "gzs3")
+    bg_class = _check_class_roles(path, raw, classes, lists, task_protocol)
+    _check_policies(path, raw, classes, task_protocol)
     return Split(
         name=raw["name"], version=raw["version"], dataset=raw["dataset"], classes=classes,
-        unseen=lists["unseen"], excluded=lists["excluded"], background=background,
-        ignore_index=ignore, train_policy=raw["train_policy"], source=source, path=path.resolve(),
-        sha256=hashlib.sha256(text).hexdigest(), protocol=protocol, background_class=bg_class,
+        unseen=lists["unseen"], excluded=lists["excluded"], background=raw["background"],
+        ignore_index=raw["ignore_index"], train_policy=raw["train_policy"], source=raw["source"], path=path.resolve(),
+        sha256=hashlib.sha256(text).hexdigest(), task_protocol=task_protocol, background_class=bg_class,
         calibration_val=lists["calibration_val"], notes=str(raw.get("notes", "")), raw=raw,
     )

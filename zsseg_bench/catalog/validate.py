@@ -89,15 +89,16 @@ def validate_all() -> tuple[int, list[str]]:
     files = split_paths() + card_paths()
     problems = validate_paths(files)
     try:
-        from zsseg_bench.catalog.splits import PROTOCOLS
+        from zsseg_bench.catalog.splits import TASK_PROTOCOLS
         from zsseg_bench.metrics.scores import METRIC_NAMES
 
         pub = published_frame()
         values = pub[list(METRIC_NAMES)].stack().dropna()
         if ((values < 0) | (values > 1)).any():
             problems.append("results/published: metric values must be fractions in [0, 1]")
-        for _, row in pub[~pub.protocol.isin(PROTOCOLS)].iterrows():
-            problems.append(f"results/published/{row.file}: field 'protocol': {row.protocol!r} is not one of {PROTOCOLS}")
+        for _, row in pub[~pub.protocol.isin(TASK_PROTOCOLS)].iterrows():
+            problems.append(f"results/published/{row.file}: field 'protocol': {row.protocol!r} is not one of "
+                            f"{TASK_PROTOCOLS}")
         files.append(Path("results/published"))
     except ZsbenchError as exc:
         problems.append(str(exc))

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from zsseg_bench.cli.app import command, console
 from zsseg_bench.errors import ZsbenchError
-from zsseg_bench.metrics.scores import METRIC_NAMES
+from zsseg_bench.metrics.scores import METRIC_NAMES, METRICS
 from zsseg_bench.paths import default_runs_dir
 
 
@@ -145,7 +145,7 @@ def score(
 ):
     """Score a confusion matrix: every metric, per class, under a chosen convention."""
     from zsseg_bench.catalog.splits import load_split
-    from zsseg_bench.metrics import Protocol, compute_scores
+    from zsseg_bench.metrics import ScoringRule, compute_scores
 
     sp = load_split(split)
     matrix = _load_matrix(confusion, sp.num_classes)
@@ -154,17 +154,17 @@ def score(
                            f"(its background is {sp.background!r})")
     if absent not in ("nan", "zero") or background not in ("split", "seen", "excluded"):
         raise ZsbenchError("--absent must be nan|zero and --background split|seen|excluded")
-    protocol = Protocol(absent=absent, background="seen" if background == "split" else background)
-    scores = compute_scores(matrix, sp.seen_mask, sp.eval_names, protocol, sp.background_index)
+    rule = ScoringRule(absent=absent, background="seen" if background == "split" else background)
+    scores = compute_scores(matrix, sp.seen_mask, sp.eval_names, rule, sp.background_index)
     if as_json:
         per_class = json.loads(scores.per_class.to_json(orient="records"))
-        typer.echo(json.dumps({"split": sp.name, "protocol": vars(protocol), "metrics": scores.metrics,
+        typer.echo(json.dumps({"split": sp.name, "scoring": vars(rule), "metrics": scores.metrics,
                                "per_class": per_class}, indent=2))
         return
     import pandas as pd
 
     console.print(_rich_table(pd.DataFrame([{m: f"{v:.4f}" for m, v in scores.metrics.items()}]),
-                              title=f"{confusion} under {sp.name} (absent={absent}, background={protocol.background})"))
+                              title=f"{confusion} under {sp.name} (absent={absent}, background={rule.background})"))
     console.print(_rich_table(scores.per_class.round(4)))
 
 
@@ -209,10 +209,10 @@ def table(
     if published:
         target = None
         if against:
-            from zsseg_bench.runs.train import DEFAULT_SPLITS
+            from zsseg_bench.datasets import default_split
 
             ds, _, sp = against.partition("/")
-            sp = sp or DEFAULT_SPLITS.get(ds)
+            sp = sp or default_split(ds)
             if not sp:
                 raise ZsbenchError(f"--against {against!r}: name the split too, e.g. {ds}/<split>")
             target = (ds, sp)
@@ -254,7 +254,7 @@ def published(
     source: Optional[str] = typer.Option(None, "--source"),
     method: Optional[str] = typer.Option(None, "--method", "-m"),
 ):
-    """Show the published numbers transcribed from the seed documents (fractions)."""
+    """Show the published numbers transcribed from the source documents (fractions)."""
     from zsseg_bench.catalog.published import published_frame
 
     frame = published_frame(dataset, source, method)
@@ -299,7 +299,8 @@ def ls(what: str = typer.Argument(..., help="methods | datasets | splits | metri
         frame = pd.DataFrame([s.describe() for s in list_splits()])
         frame = frame.rename(columns={"n_seen": "seen", "n_unseen": "unseen"})
     elif what == "metrics":
-        frame = pd.DataFrame([{"metric": m, "higher is better": "yes"} for m in METRIC_NAMES])
+        frame = pd.DataFrame([{"metric": name, "higher is better": "yes" if metric.higher_is_better else "no"}
+                              for name, metric in METRICS.items()])
     elif what in ("datasets", "backbones", "embeddings"):
         reg = {"datasets": DATASETS, "backbones": BACKBONES, "embeddings": EMBEDDINGS}[what]
         frame = pd.DataFrame({what[:-1]: reg.names()})

@@ -13,7 +13,7 @@ Train 20,210 / test (validation) 2,000 images.
 
 from __future__ import annotations
 
-from zsseg_bench.datasets.base import DATASETS
+from zsseg_bench.datasets.base import register_dataset
 from zsseg_bench.datasets.files import (
     FolderDataset,
     check_classes,
@@ -31,7 +31,7 @@ __all__ = ["build_ade20k"]
 EXPECTED = {"train": 20210, "test": 2000}
 
 
-@DATASETS.register("ade20k")
+@register_dataset("ade20k", default_split="ade20k-ws-s1", expected=EXPECTED)
 def build_ade20k(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("ade20k", cfg, ("ade20k",))
     root = need_root("ade20k", root, "ADEChallengeData2016 with images/ and annotations/")

@@ -13,18 +13,24 @@ Builders are registered by name: ``DATASETS.get(name)(part, root, cfg) -> SegDat
 ``classes`` (the split's class list) so that a dataset with several label spaces (Pascal-Context)
 yields the ids of the right one. Real datasets live in one module per family (voc.py, ...) on
 top of files.py.
+
+Everything else the harness knows about a dataset is declared once, where its builder is
+registered (`register_dataset`), and read back with `dataset_info(name)`: the split used when
+``--split`` is not given, how figures colour it, its marker in the report's scatter plot, the
+image counts of the full release and whether it is the synthetic benchmark.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
 
 from zsseg_bench.registry import Registry
 
-__all__ = ["SegDataset", "DATASETS", "DatasetBuilder"]
+__all__ = ["SegDataset", "DATASETS", "DatasetInfo", "register_dataset", "dataset_info", "default_split"]
 
 
 class SegDataset(torch.utils.data.Dataset):
@@ -55,8 +61,43 @@ class SegDataset(torch.utils.data.Dataset):
         return None
 
 
-class DatasetBuilder(Protocol):
-    def __call__(self, part: str, root: str | None, cfg: dict) -> SegDataset: ...
-
-
 DATASETS: Registry[Callable[..., SegDataset]] = Registry("dataset")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset's facts outside its files, declared by its builder (`register_dataset`)."""
+
+    name: str
+    default_split: str | None = None  # the split `--dataset NAME` uses when --split is not given
+    marker: str = "D"  # matplotlib marker of its published points in the report's seen/unseen plot
+    # Figures use Pascal VOC's palette by raw label id, or, when this names a class list, VOC's
+    # colour of the VOC class of the same name (the synthetic benchmark's classes carry VOC names).
+    palette_by_name: str | None = None
+    # Image counts of the full release, by part or by (layout, part): what `zsbench data check` expects.
+    expected: Mapping = field(default_factory=dict)
+    synthetic: bool = False  # generated in memory: no data root, one image size, its own class embeddings
+
+
+def register_dataset(name: str, **facts) -> Callable:
+    """Decorator: register a builder under `name` in DATASETS with its DatasetInfo fields."""
+    info = DatasetInfo(name=name, **facts)
+
+    def decorator(builder):
+        builder.info = info
+        return DATASETS.register(name)(builder)
+
+    return decorator
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The registered facts of dataset `name`. A name no builder registered (a run record made by
+    an installation with other datasets) gets the defaults: no default split, VOC colours by id."""
+    if name not in DATASETS:
+        return DatasetInfo(name=name)
+    return DATASETS.get(name).info
+
+
+def default_split(dataset: str) -> str | None:
+    """The split a run on `dataset` uses when no --split is given (None: the dataset has none)."""
+    return dataset_info(dataset).default_split

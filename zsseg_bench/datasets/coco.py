@@ -9,7 +9,7 @@ few-shot protocol pick their episodes from these.
 
 from __future__ import annotations
 
-from zsseg_bench.datasets.base import DATASETS
+from zsseg_bench.datasets.base import register_dataset
 from zsseg_bench.datasets.files import (
     FolderDataset,
     check_classes,
@@ -26,7 +26,7 @@ __all__ = ["build_coco"]
 EXPECTED = {"train": 82783, "test": 40504}
 
 
-@DATASETS.register("coco")
+@register_dataset("coco", default_split="coco20i-f0", expected=EXPECTED)
 def build_coco(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("coco", cfg, ("coco80",))
     root = need_root("coco", root, "HSNet's COCO2014 folder with train2014/, val2014/ and annotations/")

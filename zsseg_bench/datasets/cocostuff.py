@@ -15,7 +15,7 @@ and ``annotations_detectron2/{train,test}/``. Train 9,000 / test 1,000 images. T
 
 from __future__ import annotations
 
-from zsseg_bench.datasets.base import DATASETS
+from zsseg_bench.datasets.base import register_dataset
 from zsseg_bench.datasets.files import (
     FolderDataset,
     check_classes,
@@ -35,7 +35,7 @@ EXPECTED_164K = {"train": 118287, "test": 5000}
 EXPECTED_10K = {"train": 9000, "test": 1000}
 
 
-@DATASETS.register("cocostuff")
+@register_dataset("cocostuff", default_split="cocostuff-167-15", marker="^", expected=EXPECTED_164K)
 def build_cocostuff(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("cocostuff", cfg, ("cocostuff",))
     root = need_root("cocostuff", root, "the folder with images/train2017 and annotations/train2017 (stuffthingmaps)")
@@ -55,7 +55,7 @@ def build_cocostuff(part: str, root, cfg: dict) -> FolderDataset:
                          class_list=classes, expected_size=EXPECTED_164K[part], list_file=list_file)
 
 
-@DATASETS.register("cocostuff10k")
+@register_dataset("cocostuff10k", default_split="cocostuff10k-ws-s1", expected=EXPECTED_10K)
 def build_cocostuff10k(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("cocostuff10k", cfg, ("cocostuff171",))
     root = need_root("cocostuff10k", root, "MaskFormer's coco_stuff_10k folder with images_detectron2/")

@@ -1,4 +1,4 @@
-"""Pascal-Context (dataset name `context`) in the two label spaces the seed papers use.
+"""Pascal-Context (dataset name `context`) in the two label spaces the source papers use.
 
 * ``context33`` (CaGNet): 0 unlabel (ignored), 1..20 the VOC classes, 21..33 sky, grass, ground,
   road, building, tree, water, mountain, wall, floor, track, keyboard, ceiling
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from zsseg_bench.catalog.splits import load_class_list
-from zsseg_bench.datasets.base import DATASETS
+from zsseg_bench.datasets.base import register_dataset
 from zsseg_bench.datasets.files import (
     FolderDataset,
     check_classes,
@@ -77,7 +77,7 @@ def _detail_base(root: Path) -> Path | None:
                             if (p / "SegmentationClassContext").is_dir()))
 
 
-@DATASETS.register("context")
+@register_dataset("context", default_split="context33-29-4", marker="s", expected=EXPECTED)
 def build_context(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("context", cfg, ("context33", "context59"))
     root = need_root("context", root, "CaGNet's dataset/context, or VOC2010 with SegmentationClassContext/")

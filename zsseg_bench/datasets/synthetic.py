@@ -29,7 +29,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from zsseg_bench.datasets.base import DATASETS, SegDataset
+from zsseg_bench.datasets.base import SegDataset, register_dataset
 
 __all__ = ["SyntheticBenchmark", "SyntheticSegmentation", "CLASS_NAMES", "SUPERCLASSES", "SCENES", "VERSION"]
 
@@ -182,7 +182,7 @@ class SyntheticSegmentation(SegDataset):
         return SyntheticBenchmark(self.seed, self.embed_dim).embeddings
 
 
-@DATASETS.register("synthetic")
+@register_dataset("synthetic", default_split="synthetic-9-3", palette_by_name="synthetic", synthetic=True)
 def build_synthetic(part: str, root: str | None, cfg: dict) -> SyntheticSegmentation:
     counts = {"train": cfg.get("n_train", 1500), "test": cfg.get("n_test", 500), "val": cfg.get("n_val", 300)}
     return SyntheticSegmentation(part, count=counts[part], size=cfg.get("size", 64), seed=cfg.get("seed", 0),

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zsseg_bench.datasets.base import DATASETS
+from zsseg_bench.datasets.base import register_dataset
 from zsseg_bench.datasets.files import (
     FolderDataset,
     check_classes,
@@ -104,7 +104,7 @@ def _devkit_samples(layout: str, base: Path, part: str, cfg: dict):
     return pair_folders(images, label_dir, stems=ids), None
 
 
-@DATASETS.register("voc12")
+@register_dataset("voc12", default_split="voc12-15-5", marker="o", expected=EXPECTED)
 def build_voc12(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("voc12", cfg, ("voc12",))
     root = need_root("voc12", root, "the VOC2012 devkit folder, or CaGNet's dataset/voc12")

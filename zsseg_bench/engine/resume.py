@@ -2,7 +2,7 @@
 
 A run folder's `ckpt/` (never committed) holds, next to the runner's `final.pt`:
 
-* `last.pt`: the newest training state, in the `checkpoints.py` format plus a `training`
+* `last.pt`: the newest training state, in the `checkpoint_format.py` format plus a `training`
   entry: stage index and iteration, optimizer and scheduler states, every RNG state (torch,
   CUDA, numpy, `random`, the stage's data generator), the data stream's position, the length
   of train_log.jsonl, and for stages that reuse a batch over several iterations that batch.
@@ -15,7 +15,7 @@ A run folder's `ckpt/` (never committed) holds, next to the runner's `final.pt`:
 
 Resuming restores all of that, so on CPU in deterministic mode a resumed run ends with the
 same weights and metrics as one that was never interrupted. How the runner turns this into
-a new run folder is in runner.py (`resume_request`).
+a new run folder is in runs/train.py (`resume_request`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zsseg_bench.engine.checkpoints import load_checkpoint, save_checkpoint
+from zsseg_bench.engine.checkpoint_format import load_checkpoint, save_checkpoint
 from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["TrainingCheckpoints", "ResumePoint", "capture_rng", "restore_rng", "LAST", "stage_file"]

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 from zsseg_bench.errors import ZsbenchError
 
-__all__ = ["resize_image", "resize_label", "label_maps_at", "pad_pair", "crop_pair", "hflip_pair", "TrainTransform",
-           "EvalTransform", "TransformedDataset", "transforms_from_config", "pad_fill"]
+__all__ = ["resize_image", "resize_label_at_centres", "label_maps_at", "pad_pair", "crop_pair", "hflip_pair",
+           "TrainTransform", "EvalTransform", "TransformedDataset", "transforms_from_config", "pad_fill"]
 
 
 def _size2(value, key: str) -> tuple[int, int] | None:
@@ -53,8 +53,9 @@ def _centres(n_in: int, n_out: int) -> torch.Tensor:
     return idx.clamp_(0, n_in - 1)
 
 
-def resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Nearest-neighbour resize of an integer [H, W] mask: every output value is an input value.
+def resize_label_at_centres(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Nearest-neighbour resize of an integer [H, W] mask, sampled at the output pixels' centres:
+    every output value is an input value.
 
     Source pixel of output (i, j) = floor((i + 0.5) * H / H'), the same for both dtypes: uint8 masks
     go through torch's "nearest-exact" kernel (fast), others through two index gathers.
@@ -70,8 +71,8 @@ def resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def label_maps_at(label: torch.Tensor, size) -> torch.Tensor:
     """A batch of label maps [B, H, W] at `size` with torch's "nearest" (source index floor(i * H / h)),
     as the official codes bring labels to feature resolution for their losses and their
-    feature-resolution evaluation. Unlike `resize_label` (pixel centres), so kept separate: the
-    official numbers depend on which pixels survive. Unchanged when already at `size`."""
+    feature-resolution evaluation. Unlike `resize_label_at_centres` (pixel centres), so kept
+    separate: the official numbers depend on which pixels survive. Unchanged when already at `size`."""
     if tuple(label.shape[-2:]) == tuple(size):
         return label
     return F.interpolate(label[:, None].float(), size=tuple(size), mode="nearest")[:, 0].long()
@@ -137,13 +138,13 @@ class TrainTransform:
                 and int(label.max()) < 256:
             label = label.to(torch.uint8)  # 8x less memory traffic and the fast resize kernel
         if self.warp is not None:
-            image, label = resize_image(image, self.warp), resize_label(label, self.warp)
+            image, label = resize_image(image, self.warp), resize_label_at_centres(label, self.warp)
         if self.scale is not None:
             lo, hi = self.scale
             factor = lo + (hi - lo) * float(torch.rand(()))
             h, w = label.shape[-2:]
             size = (max(1, int(h * factor + 0.5)), max(1, int(w * factor + 0.5)))
-            image, label = resize_image(image, size), resize_label(label, size)
+            image, label = resize_image(image, size), resize_label_at_centres(label, size)
         if self.crop is not None:
             target = self.pad_to or self.crop
             target = (max(target[0], self.crop[0]), max(target[1], self.crop[1]))
@@ -179,7 +180,7 @@ class EvalTransform:
         out = {**item, "image": resize_image(item["image"], size).contiguous()}
         if self.label_at == "input":
             small = label.numel() and 0 <= int(label.min()) and int(label.max()) < 256
-            resized = resize_label(label.to(torch.uint8) if small else label, size)
+            resized = resize_label_at_centres(label.to(torch.uint8) if small else label, size)
             out["label"] = resized.to(label.dtype).contiguous()
         return out
 
@@ -195,10 +196,6 @@ class TransformedDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return self.transform(self.dataset[index])
-
-
-_TRAIN_KEYS = ("warp", "scale", "crop", "pad_to", "pad_mode", "pad_image")
-_EVAL_KEYS = ("warp", "short_side", "label_at")
 
 
 def transforms_from_config(cfg: dict, ignore_index: int) -> tuple[TrainTransform | None, EvalTransform | None]:

@@ -10,7 +10,7 @@ Layouts recognised (keys may sit inside a `state_dict` or `model` entry):
 * **CaGNet**: the whole `OurModel` state dict; the backbone is under `back.scale.`, the other
   parts (`Em_vis`, `Em_all`, `gen`, `dis`) are outside the backbone and reported as ignored.
 * **torchvision ResNet-101** (`conv1.weight`, `layer1.0.conv1.weight`, ..., `fc.weight`), mapped
-  as in the reference (cagnet.md section 7): layerN -> layer(N+1), index i -> block(i+1),
+  onto deeplab-pytorch's names (docs/deeplab.md): layerN -> layer(N+1), index i -> block(i+1),
   conv1/2/3 -> reduce/conv3x3/increase, downsample.0/1 -> proj conv/bn, stem conv1/bn1 ->
   layer1.conv1. It has no ASPP, so it needs `init_parts: body`. torchvision strides the 3x3
   conv of a block, Caffe the first 1x1: set `backbone.stride_at: conv3x3` to run those weights
@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from zsseg_bench.engine.checkpoints import load_state_strict
+from zsseg_bench.engine.checkpoint_format import load_state_strict
 from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["load_backbone_weights", "load_backbone_state", "backbone_state_from_file", "torchvision_to_deeplab",

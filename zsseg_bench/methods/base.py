@@ -24,7 +24,7 @@ from zsseg_bench.registry import Registry
 
 __all__ = ["Method", "Stage", "Update", "ClassSpace", "IMPLEMENTATIONS"]
 
-IMPLEMENTATIONS: Registry[type["Method"]] = Registry("method implementation")
+IMPLEMENTATIONS: Registry[type["Method"]] = Registry("method implementation", name_attribute="impl")
 
 
 @dataclass
@@ -90,7 +90,7 @@ class Stage:
 
 
 class Method(nn.Module):
-    impl: ClassVar[str] = ""
+    impl: ClassVar[str] = ""  # the registered name: IMPLEMENTATIONS.register sets it
     # Config keys that only affect inference; stages trained under configs that differ only in
     # these keys are identical, so a run may reuse them (spnet-c reuses spnet's training).
     inference_only_keys: ClassVar[tuple[str, ...]] = ()

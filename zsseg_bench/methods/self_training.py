@@ -8,10 +8,10 @@ that contain unseen objects, which a strictly inductive zero-shot protocol would
 
 Two pseudo-labelling rules, both from the official codes / papers:
 
-* `style: online` (CaGNet, `tools.construct_gt_st`, reference/cagnet.md §6): at every
+* `style: online` (CaGNet's `tools.construct_gt_st`; methods/self_training/README.md): at every
   iteration the *current* model ranks the classes at each ignored pixel; if an unseen class is
   among its top `top_k`, the highest-ranked unseen class becomes the pixel's label.
-* `style: offline` (ZS3Net paper, reference/spnet_zs3net.md §2.7): the model as it was after
+* `style: offline` (the ZS3Net paper; its code releases no pseudo-labelling): the model as it was after
   its own training (a frozen copy, the teacher) predicts every training image; for each
   unseen class, only the `percent` % most confident ignored pixels predicted as that class
   (ranked over the whole training set) are kept. The ranking is turned into one confidence

@@ -49,7 +49,6 @@ def dense_cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index
 
 @IMPLEMENTATIONS.register("spnet")
 class SPNet(Method):
-    impl = "spnet"
     inference_only_keys = ("calibration",)
 
     def __init__(self, cfg: dict, classes: ClassSpace):

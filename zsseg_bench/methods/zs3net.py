@@ -2,7 +2,7 @@
 
 Paper: Bucher, Vu, Cord, Pérez, "Zero-Shot Semantic Segmentation", NeurIPS 2019.
 Code read: github.com/valeoai/ZS3 (6031f4a), `train_pascal.py`, `train_pascal_GMMN.py`,
-`modeling/gmmn.py`, `utils/loss_GMMN.py` (reference/spnet_zs3net.md §2).
+`modeling/gmmn.py`, `utils/loss_GMMN.py` (how each is followed: methods/zs3net/README.md).
 
 Three stages:
 1. `segmentation`: the run's backbone (small-cnn here, DeepLabv2 on real data) giving a D-dim
@@ -15,13 +15,13 @@ Three stages:
    generated ones, with everything else frozen.
 
 What we do differently, each configurable and documented in methods/zs3net/README.md:
-* `protocol: prior` (default) uses no unseen ground truth anywhere: in stage 3 the generated
-  features get labels drawn i.i.d. from a class prior (weight 1 per seen class, 1 +
-  `gen_unseen_rate` per unseen class), as CaGNet's finetune does; since the classifier is 1x1,
-  only the label counts matter, not a spatial layout. `protocol: official-gt` reproduces the
-  official stage 3: images containing unseen pixels have every labelled pixel replaced by a
-  generated feature of its ground-truth class, CE weight 100 for unseen classes. It reads the
-  unseen labels, so its runs are flagged `uses_unseen_labels`.
+* The stage-3 variant (card key `protocol`): `prior` (default) uses no unseen ground truth
+  anywhere: in stage 3 the generated features get labels drawn i.i.d. from a class prior
+  (weight 1 per seen class, 1 + `gen_unseen_rate` per unseen class), as CaGNet's finetune does;
+  since the classifier is 1x1, only the label counts matter, not a spatial layout.
+  `official-gt` reproduces the official stage 3: images containing unseen pixels have every
+  labelled pixel replaced by a generated feature of its ground-truth class, CE weight 100 for
+  unseen classes. It reads the unseen labels, so its runs are flagged `uses_unseen_labels`.
 * The GMMN takes one Adam step per batch on the mean MMD of all (image, class) groups of the
   batch, computed at once, instead of one step per group.
 * The backbone is the run's (DeepLabv2 under the CaGNet protocol, as CaGNet re-ran ZS3Net)
@@ -47,7 +47,7 @@ from zsseg_bench.methods.common.optim import adam, sgd_poly
 
 __all__ = ["ZS3Net", "GMMN", "class_prior", "sample_groups"]
 
-PROTOCOLS = ("prior", "official-gt")
+STAGE3_VARIANTS = ("prior", "official-gt")  # the card key `protocol`
 
 
 class GMMN(nn.Module):
@@ -102,13 +102,12 @@ def sample_groups(label: torch.Tensor, num_classes: int, ignore: int, n: int, pe
 
 @IMPLEMENTATIONS.register("zs3net")
 class ZS3Net(Method):
-    impl = "zs3net"
-
     def __init__(self, cfg: dict, classes: ClassSpace):
         super().__init__(cfg, classes)
-        self.protocol = cfg.get("protocol", "prior")
-        if self.protocol not in PROTOCOLS:
-            raise ZsbenchError(f"zs3net: protocol must be one of {', '.join(PROTOCOLS)}, not {self.protocol!r}")
+        self.stage3_variant = cfg.get("protocol", "prior")
+        if self.stage3_variant not in STAGE3_VARIANTS:
+            raise ZsbenchError(f"zs3net: protocol must be one of {', '.join(STAGE3_VARIANTS)}, "
+                               f"not {self.stage3_variant!r}")
         dim = int(cfg.get("feature_dim", 256))
         self.backbone = build_backbone(cfg.get("backbone", {}), dim)
         self.classifier = nn.Conv2d(dim, classes.num_classes, 1)
@@ -119,9 +118,9 @@ class ZS3Net(Method):
         self.register_buffer("embeddings", classes.embeddings.clone().float(), persistent=False)
         self.register_buffer("seen", classes.seen.clone(), persistent=False)
 
-    # ---- protocol ---------------------------------------------------------------------------
+    # ---- protocol flags ---------------------------------------------------------------------
     def protocol_flags(self) -> dict:
-        return {"uses_unseen_labels": self.protocol == "official-gt", "transductive": bool(self.transductive)}
+        return {"uses_unseen_labels": self.stage3_variant == "official-gt", "transductive": bool(self.transductive)}
 
     # ---- stages -----------------------------------------------------------------------------
     def stages(self) -> list[Stage]:
@@ -214,8 +213,8 @@ class ZS3Net(Method):
         return self._features(images).float()
 
     def _unseen_in_image(self, batch: dict) -> torch.Tensor | None:
-        """[B] bool: image has an unseen ground-truth pixel (official-gt protocol only)."""
-        if self.protocol != "official-gt":
+        """[B] bool: image has an unseen ground-truth pixel (official-gt variant only)."""
+        if self.stage3_variant != "official-gt":
             return None
         if "label_all" not in batch:
             raise ZsbenchError("zs3net protocol official-gt needs the unseen labels (label_all), but the run "
@@ -246,7 +245,7 @@ class ZS3Net(Method):
         self.generator.train(c.get("generator_dropout", True))
         weight = torch.ones(self.classes.num_classes, device=feats.device)
         weight[~self.seen] = float(c.get("unseen_weight", 1.0))
-        if self.protocol == "official-gt":
+        if self.stage3_variant == "official-gt":
             return {"loss": self._official_gt_loss(batch, feats, weight)}
         # Real features of the labelled pixels, scored at the label's resolution.
         real_loss = self._ce(self.classifier(feats), batch["label"], weight)

@@ -22,9 +22,6 @@ class ConfusionMeter:
         self.device = torch.device(device)
         self.counts = None
 
-    def reset(self) -> None:
-        self.counts = None
-
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         counts = extended_bincount(pred, target, self.num_classes, self.ignore_index)
         self.counts = counts if self.counts is None else self.counts + counts
@@ -48,7 +45,3 @@ class ConfusionMeter:
         if self.counts is None:
             return np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
         return extended_to_matrix(self.counts, self.num_classes, self.ignore_index)
-
-    @property
-    def matrix(self) -> torch.Tensor:
-        return torch.from_numpy(self.numpy())

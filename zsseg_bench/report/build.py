@@ -31,13 +31,21 @@ import numpy as np
 import pandas as pd
 
 from zsseg_bench.errors import ZsbenchError
-from zsseg_bench.runs.records import find_records, load_record, read_confusion, read_per_class, read_train_log, utcnow
+from zsseg_bench.runs.records import (
+    find_records,
+    load_record,
+    read_confusion,
+    read_per_class,
+    read_train_log,
+    scoring_of,
+    utcnow,
+)
 
 __all__ = ["RunData", "load_runs", "make_report", "Document"]
 
 MARKER = ".zsbench-report"
 MAIN_METRICS = ("hIoU", "mIoU", "S-mIoU", "U-mIoU")
-_ABSENT = {"nan": "left out (NaN)", "zero": "counted as 0"}  # metrics/scores.py, Protocol.absent
+_ABSENT = {"nan": "left out (NaN)", "zero": "counted as 0"}  # metrics/scores.py, ScoringRule.absent
 
 
 # ---- the runs ------------------------------------------------------------------------------------
@@ -247,7 +255,7 @@ def _protocol_table(runs: list[RunData]) -> pd.DataFrame:
         rec = r.record
         sp = rec.get("split", {})
         flags = rec.get("protocol_flags", {})
-        proto = rec.get("protocol") or {}
+        proto = scoring_of(rec)
         facts = rec.get("method_facts") or {}
         cal = facts.get("calibration") if isinstance(facts, dict) else None
         data = rec.get("dataset") or {}

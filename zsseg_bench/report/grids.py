@@ -17,7 +17,8 @@ import numpy as np
 
 from zsseg_bench.report.palette import boundary, colorize
 
-__all__ = ["label_picture", "qualitative_grid", "overlay_with_legend", "display_shape", "resize_label"]
+__all__ = ["label_picture", "qualitative_grid", "overlay_with_legend", "display_shape",
+           "resize_label_at_corners"]
 
 CELL = 192  # target longest side of a grid cell, in pixels
 
@@ -31,8 +32,9 @@ def display_shape(h: int, w: int, target: int = CELL) -> tuple[int, int]:
     return max(1, round(h * target / longest)), max(1, round(w * target / longest))
 
 
-def resize_label(label: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a label map (exact repetition for integer factors)."""
+def resize_label_at_corners(label: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a label map, sampled at the output pixels' top-left corners
+    (source row floor(i * H / H')): integer enlargements repeat each pixel exactly."""
     h, w = label.shape
     rows = (np.arange(shape[0]) * h // shape[0]).clip(0, h - 1)
     cols = (np.arange(shape[1]) * w // shape[1]).clip(0, w - 1)
@@ -67,7 +69,7 @@ def label_picture(label: np.ndarray, palette: np.ndarray, unseen_ids=(), shape: 
     """[H, W] raw ids -> [h, w, 3] RGB at `shape`, unseen regions outlined."""
     label = np.asarray(label)
     if shape is not None and tuple(shape) != label.shape:
-        label = resize_label(label, shape)
+        label = resize_label_at_corners(label, shape)
     return _outline(colorize(label, palette), label, unseen_ids)
 
 
@@ -163,7 +165,7 @@ def overlay_with_legend(image: np.ndarray, label: np.ndarray, palette: np.ndarra
     h, w = label.shape
     f = max(1, -(-256 // min(h, w))) if min(h, w) < 256 else 1
     shape = (h * f, w * f)
-    big_label = resize_label(label, shape)
+    big_label = resize_label_at_corners(label, shape)
     big_image = resize_image(image, shape).astype(np.float32)
     blend = (1 - alpha) * big_image + alpha * colorize(big_label, palette).astype(np.float32)
     picture = _outline(blend.round().clip(0, 255).astype(np.uint8), big_label, unseen_ids)

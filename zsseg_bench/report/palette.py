@@ -4,10 +4,11 @@ Label maps are drawn in *raw label ids* (the values of the dataset's label PNGs)
 prediction, a ground-truth PNG and a figure use the same colour for the same class.
 
 Palette: Pascal VOC's (the one VOC ground-truth PNGs carry: bits of the label id spread over
-the high bits of R, G and B; id 0 is black, the ignore value 255 is cream). The synthetic
-benchmark's classes carry VOC names, so it takes VOC's colours *by class name* (its cat is
-VOC's cat colour, whatever its raw id), and its figures read like VOC's. Pascal-Context and
-COCO-Stuff have no palette of their own in the official codes and use VOC's by raw id.
+the high bits of R, G and B; id 0 is black, the ignore value 255 is cream). A dataset whose
+builder registers `palette_by_name` (the synthetic benchmark, whose classes carry VOC names)
+takes VOC's colours *by class name* (its cat is VOC's cat colour, whatever its raw id), so its
+figures read like VOC's. Pascal-Context and COCO-Stuff have no palette of their own in the
+official codes and use VOC's by raw id.
 """
 
 from __future__ import annotations
@@ -55,13 +56,12 @@ def _voc_by_name(class_list: str) -> np.ndarray:
     return palette
 
 
-# Datasets whose figures use another palette than VOC's by raw id.
-_PALETTES = {"synthetic": lambda: _voc_by_name("synthetic")}
-
-
 def palette_for(dataset: str) -> np.ndarray:
-    """The [256, 3] palette figures use for `dataset` (raw label id -> RGB)."""
-    return _PALETTES.get(dataset, voc_palette)()
+    """The [256, 3] palette figures use for `dataset` (raw label id -> RGB), as its builder registered it."""
+    from zsseg_bench.datasets import dataset_info
+
+    by_name = dataset_info(dataset).palette_by_name
+    return _voc_by_name(by_name) if by_name else voc_palette()
 
 
 def colorize(label: np.ndarray, palette: np.ndarray) -> np.ndarray:

@@ -25,7 +25,6 @@ __all__ = ["method_colours", "per_class_iou", "seen_unseen_scatter", "unseen_con
            "hiou_curve", "save_figure"]
 
 UNSEEN_RED = "#c0392b"
-_DATASET_MARKERS = {"voc12": "o", "context": "s", "cocostuff": "^"}
 
 
 def _pyplot():
@@ -161,13 +160,15 @@ def seen_unseen_scatter(ours: pd.DataFrame, published: pd.DataFrame, stem: Path,
         _iso_curves(ref)
         from matplotlib.lines import Line2D
 
+        from zsseg_bench.datasets import dataset_info
+
         ref_colours = method_colours(published["method"])
         for _, row in published.iterrows():
-            ref.scatter([row["S-mIoU"]], [row["U-mIoU"]], s=36, marker=_DATASET_MARKERS.get(row["dataset"], "D"),
+            ref.scatter([row["S-mIoU"]], [row["U-mIoU"]], s=36, marker=dataset_info(row["dataset"]).marker,
                         color=ref_colours[row["method"]], edgecolor="black", lw=0.4)
         handles = [Line2D([], [], ls="", marker="o", color=c, markeredgecolor="black", markeredgewidth=0.4, label=m)
                    for m, c in ref_colours.items()]
-        handles += [Line2D([], [], ls="", marker=_DATASET_MARKERS.get(ds, "D"), markerfacecolor="white",
+        handles += [Line2D([], [], ls="", marker=dataset_info(ds).marker, markerfacecolor="white",
                            markeredgecolor="black", label=ds) for ds in dict.fromkeys(published["dataset"])]
         ref.legend(handles=handles, fontsize=6.5, loc="upper left", ncol=2)
         _square(ref, "published (reference only: other datasets,\nnot comparable with the runs on the left)")

@@ -1,6 +1,6 @@
 """The only renderer: run records -> pandas DataFrame -> Markdown / CSV / LaTeX / Parquet.
 
-Numbers stay fractions in [0, 1] (as in the seeds' tables) and are rounded only here, when
+Numbers stay fractions in [0, 1] (as in the source papers' tables) and are rounded only here, when
 formatted. Several seeds of the same (method, dataset, split) become mean and std columns.
 """
 
@@ -18,7 +18,7 @@ from zsseg_bench.runs.records import find_records, load_record
 
 __all__ = ["METHOD_ORDER", "runs_frame", "summarize", "add_published", "format_summary", "write_tables"]
 
-# The seeds' row order; other methods follow alphabetically.
+# The source papers' row order; other methods follow alphabetically.
 METHOD_ORDER = ("spnet", "spnet-c", "zs3net", "zs3net+st", "cagnet-pi", "cagnet-pa", "cagnet-pi+st", "cagnet-pa+st")
 KEYS = ["method", "dataset", "split"]
 

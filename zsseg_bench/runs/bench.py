@@ -158,18 +158,18 @@ def _count_flops(fn) -> int:
 
 
 def _setup(spec: BenchSpec, variant: Variant, device: torch.device):
-    from zsseg_bench.runs.train import DEFAULT_SPLITS
+    from zsseg_bench.datasets import dataset_info
 
     card = load_card(spec.method)
     cfg = resolve_config(card, spec.dataset, spec.overrides)
     if spec.backbone:
         cfg.setdefault("backbone", {})["name"] = spec.backbone
     cfg.setdefault("backbone", {}).pop("init", None)
-    split_name = spec.split or DEFAULT_SPLITS.get(spec.dataset)
+    split_name = spec.split or dataset_info(spec.dataset).default_split
     if split_name is None:
         raise ZsbenchError(f"dataset {spec.dataset!r} has no default split; pass --split")
     split = load_split(split_name)
-    dim = spec.embed_dim or (32 if spec.dataset == "synthetic" else 600)
+    dim = spec.embed_dim or (32 if dataset_info(spec.dataset).synthetic else 600)
     gen = torch.Generator().manual_seed(spec.seed)
     emb = torch.nn.functional.normalize(torch.randn(split.num_classes, dim, generator=gen), dim=1)
     classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), emb, split.ignore_index,

@@ -90,7 +90,7 @@ def evaluate_checkpoint(req: EvalRequest, reporter: Reporter | None = None) -> P
                          "evaluation does not use embeddings, but training from this file would")
 
     options = EngineOptions.from_cfg(cfg)
-    run_id = make_run_id(card.name, req.dataset, split.name, 0)
+    run_id = make_run_id(card.name, split.name, 0)
     record = RunRecord.create(req.out, run_id)
     started = time.time()
     eval_mode = cfg.get("eval", {}).get("mode", "full")
@@ -108,10 +108,10 @@ def evaluate_checkpoint(req: EvalRequest, reporter: Reporter | None = None) -> P
     try:
         with marking_failure(record, started):
             confusion = ctx.confusion(method, test_set, ctx.eval_lut, split.num_classes)
-            protocol = write_scores(record, confusion, split, cfg, len(test_set))
+            rule = write_scores(record, confusion, split, cfg, len(test_set))
             store_predictions(record, method, ctx, test_set, split)
             record.update_run(status="ok", end=utcnow(), wall_time_s=round(time.time() - started, 2),
-                              protocol={"absent": protocol.absent, "eval_mode": eval_mode})
+                              scoring={"absent": rule.absent, "eval_mode": eval_mode})
     finally:
         ctx.close()
         restore_switches()

@@ -47,7 +47,9 @@ class TrainedRun:
 
     def default_input_size(self) -> int:
         """Shorter side the model is run at by default (0 = native): the synthetic images' size."""
-        if self.dataset == "synthetic":
+        from zsseg_bench.datasets import dataset_info
+
+        if dataset_info(self.dataset).synthetic:
             return int((self.run["dataset"].get("options") or {}).get("size", 64))
         return 0  # real datasets: photos are already at the scale the model was trained on
 
@@ -88,7 +90,7 @@ def load_trained(run_dir, device: str = "cpu") -> TrainedRun:
     from zsseg_bench.catalog.splits import load_split
     from zsseg_bench.datasets import build_dataset
     from zsseg_bench.embeddings.base import split_embeddings
-    from zsseg_bench.engine.checkpoints import load_checkpoint, load_state_strict
+    from zsseg_bench.engine.checkpoint_format import load_checkpoint, load_state_strict
     from zsseg_bench.engine.loop import TrainContext
     from zsseg_bench.methods import IMPLEMENTATIONS, ClassSpace
     from zsseg_bench.runs.records import load_record

@@ -6,7 +6,8 @@
                        commit and dirty flag, device), method and card version, dataset and its
                        version, split name/version/sha256, seed, protocol flags, reused stages,
                        engine options (precision, channels-last, compile, processes), backbone
-                       init report (--init), resumed_from (--resume), method facts
+                       init report (--init), resumed_from (--resume), method facts, and once
+                       evaluated `scoring` (the absent-class rule and the evaluation mode)
       config.yaml      the fully resolved configuration
       metrics.json     {metric: fraction} for every metric, unrounded, plus n_images/n_pixels
       per_class.csv    class_id, class_name, subset, iou, acc, gt_pixels, pred_pixels
@@ -21,6 +22,10 @@
 Every file is written to a temporary name and renamed into place, so a reader never sees half
 a file; metrics.json appears only once evaluation has finished. A folder is claimed with an
 exclusive mkdir, so an existing record is never overwritten.
+
+Schema versions: 1 stored the scoring entry under the key `protocol`; 2 names it `scoring`.
+`load_record` reads both (`scoring_of` gives the entry either way) and refuses a record whose
+schema_version is newer than this code knows.
 """
 
 from __future__ import annotations
@@ -45,11 +50,10 @@ import yaml
 
 from zsseg_bench.errors import ZsbenchError
 
-__all__ = ["SCHEMA_VERSION", "RunRecord", "make_run_id", "find_records", "load_record", "environment", "utcnow",
-           "read_per_class", "read_confusion", "read_train_log"]
+__all__ = ["SCHEMA_VERSION", "RunRecord", "make_run_id", "find_records", "load_record", "scoring_of", "environment",
+           "utcnow", "read_per_class", "read_confusion", "read_train_log"]
 
-SCHEMA_VERSION = 1
-STATUSES = ("running", "ok", "failed", "interrupted")
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> str:
@@ -60,7 +64,7 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-")
 
 
-def make_run_id(method: str, dataset: str, split: str, seed: int) -> str:
+def make_run_id(method: str, split: str, seed: int) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     return _safe(f"{method}__{split}__s{seed}__{stamp}")
 
@@ -243,6 +247,10 @@ def load_record(path: Path) -> dict:
         run = json.loads((path / "run.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ZsbenchError(f"{path / 'run.json'}: unreadable run record ({exc.__class__.__name__})") from None
+    version = run.get("schema_version", 1)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ZsbenchError(f"{path / 'run.json'}: schema_version {version!r} is newer than this zsseg-bench reads "
+                           f"({SCHEMA_VERSION}); update zsseg-bench to read this record")
     run["path"] = str(path)
     metrics_file = path / "metrics.json"
     if metrics_file.exists():
@@ -253,6 +261,11 @@ def load_record(path: Path) -> dict:
     else:
         run["metrics"] = None
     return run
+
+
+def scoring_of(run: dict) -> dict:
+    """The scoring entry of a loaded run.json ({} before evaluation): `scoring`, or `protocol` in schema 1."""
+    return run.get("scoring") or run.get("protocol") or {}
 
 
 def read_per_class(path: Path) -> pd.DataFrame | None:

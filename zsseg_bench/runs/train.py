@@ -35,17 +35,17 @@ import torch
 from zsseg_bench.catalog.cards import Card, apply_overrides, list_cards, load_card, resolve_config
 from zsseg_bench.catalog.splits import Split, load_split
 from zsseg_bench.catalog.yamlio import YAMLError, load_yaml
-from zsseg_bench.datasets import build_dataset
+from zsseg_bench.datasets import build_dataset, default_split
 from zsseg_bench.datasets.presence import class_presence
 from zsseg_bench.embeddings.base import split_embeddings
-from zsseg_bench.engine.checkpoints import save_checkpoint
+from zsseg_bench.engine.checkpoint_format import save_checkpoint
 from zsseg_bench.engine.distributed import broadcast_module, is_main, rank_and_world
 from zsseg_bench.engine.loop import Reporter, StageCache, TrainContext, check_data_config, seed_everything
 from zsseg_bench.engine.options import EngineOptions, prepare_method
 from zsseg_bench.engine.resume import LAST, ResumePoint, TrainingCheckpoints
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods import IMPLEMENTATIONS, ClassSpace
-from zsseg_bench.metrics import Protocol, compute_scores
+from zsseg_bench.metrics import ScoringRule, compute_scores
 from zsseg_bench.runs.predictions import store_predictions
 from zsseg_bench.runs.records import (
     SCHEMA_VERSION,
@@ -57,13 +57,8 @@ from zsseg_bench.runs.records import (
     utcnow,
 )
 
-__all__ = ["RunRequest", "run_one", "run_comparison", "default_methods", "DEFAULT_SPLITS", "resolve_device",
+__all__ = ["RunRequest", "run_one", "run_comparison", "default_methods", "resolve_device",
            "resume_request", "split_for", "prepare_data", "build_method", "initial_run_info", "write_scores"]
-
-# The split a dataset uses when --split is not given.
-DEFAULT_SPLITS = {"synthetic": "synthetic-9-3", "voc12": "voc12-15-5", "context": "context33-29-4",
-                  "cocostuff": "cocostuff-167-15", "cocostuff10k": "cocostuff10k-ws-s1", "ade20k": "ade20k-ws-s1",
-                  "coco": "coco20i-f0"}
 
 
 @dataclass
@@ -104,7 +99,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def split_for(req: RunRequest) -> Split:
-    name = req.split or DEFAULT_SPLITS.get(req.dataset)
+    name = req.split or default_split(req.dataset)
     if name is None:
         raise ZsbenchError(f"dataset {req.dataset!r} has no default split; pass --split")
     split = load_split(name)
@@ -222,7 +217,7 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
 
     # The method is built before any folder exists: a bad --init file, backbone option or config
     # leaves nothing behind, and the protocol flags (which may depend on the config, e.g. zs3net's
-    # protocol) are known up front.
+    # stage-3 variant) are known up front.
     torch.manual_seed(req.seed)
     method = build_method(impl, card, cfg, classes).to(device)
     flags = method.protocol_flags()
@@ -233,7 +228,7 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
         _check_same_init(req.resume, init_report)
 
     main = is_main()
-    run_id = make_run_id(card.name, req.dataset, split.name, req.seed)
+    run_id = make_run_id(card.name, split.name, req.seed)
     record = RunRecord.create(out_dir or req.out, run_id) if main else _NoRecord()
     run_name = record.path.name if main else run_id
     started = time.time()
@@ -274,13 +269,13 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
                 save_checkpoint(record.path / "ckpt" / "final.pt", method, method_name=card.name, split=split,
                                 config=cfg, stage=method.stages()[-1].name if method.stages() else None, extra=extra)
             confusion = ctx.confusion(method, test_set, ctx.eval_lut, split.num_classes)
-            protocol = write_scores(record, confusion, split, cfg, len(test_set))
+            rule = write_scores(record, confusion, split, cfg, len(test_set))
             if main:
                 store_predictions(record, method, ctx, test_set, split)  # predictions/ for figures
             eval_mode = cfg.get("eval", {}).get("mode", "full")
             record.update_run(status="ok", end=utcnow(), wall_time_s=round(time.time() - started, 2),
                               reused_stages=reused, method_facts=extra,
-                              protocol={"absent": protocol.absent, "eval_mode": eval_mode})
+                              scoring={"absent": rule.absent, "eval_mode": eval_mode})
             if not options.keep_training_state:
                 checkpoints.cleanup()
     finally:
@@ -323,14 +318,14 @@ def initial_run_info(req, card: Card, split: Split, *, run_name: str, seed: int,
     }
 
 
-def write_scores(record, confusion, split: Split, cfg: dict, n_images: int) -> Protocol:
-    """confusion.npy, per_class.csv and metrics.json of a finished evaluation; returns the protocol used."""
-    protocol = Protocol(absent=cfg.get("eval", {}).get("absent", "nan"))
-    scores = compute_scores(confusion, split.seen_mask, split.eval_names, protocol, split.background_index)
+def write_scores(record, confusion, split: Split, cfg: dict, n_images: int) -> ScoringRule:
+    """confusion.npy, per_class.csv and metrics.json of a finished evaluation; returns the scoring rule used."""
+    rule = ScoringRule(absent=cfg.get("eval", {}).get("absent", "nan"))
+    scores = compute_scores(confusion, split.seen_mask, split.eval_names, rule, split.background_index)
     record.write_confusion(confusion)
     record.write_csv("per_class.csv", scores.per_class)
     record.write_json("metrics.json", {**scores.metrics, "n_images": n_images, "n_pixels": int(confusion.sum())})
-    return protocol
+    return rule
 
 
 def _check_same_init(resume: ResumePoint, report: dict | None) -> None:

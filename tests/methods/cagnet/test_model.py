@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 from tests.helpers.cagnet_reference import content_mmd_loop
+from tests.helpers.official_layout import cagnet_extra
 
 from zsseg_bench.methods import ClassSpace
 from zsseg_bench.methods.cagnet.losses import (
@@ -20,6 +21,7 @@ from zsseg_bench.methods.cagnet.losses import (
     label_runs,
 )
 from zsseg_bench.methods.cagnet.model import CaGNet, ContextualModule, Discriminator, Generator, step_decay
+from zsseg_bench.methods.cagnet.official import official_name
 from zsseg_bench.runs.train import RunRequest, run_one
 
 IGNORE = 255
@@ -60,31 +62,8 @@ def test_module_shapes_at_reference_widths():
     assert h.shape == (2, 1024, 6, 6) and dis.pred(h).shape == (2, 1, 6, 6) and dis.classify(h).shape == (2, 21, 6, 6)
 
 
-OFFICIAL_NON_BACKBONE = {  # reference/cagnet.md §7, VOC (20 classes + dead logit)
-    "back.scale.contextual1.conv.weight": (256, 600, 3, 3),
-    "back.scale.contextual2.conv.weight": (256, 256, 3, 3),
-    "back.scale.contextual3.conv.weight": (256, 256, 3, 3),
-    "back.scale.fc_1.conv.weight": (3, 768, 3, 3),
-    "back.scale.contextualpool.conv.weight": (600, 768, 1, 1),
-    "back.scale.contextuallocalmu.conv.weight": (600, 600, 3, 3),
-    "back.scale.contextuallocalsigma.conv.weight": (600, 600, 3, 3),
-    **{f"gen.mlp.{i}.conv.weight": (o, c, 1, 1) for i, (o, c) in
-       enumerate([(1024, 1200), (960, 1024), (864, 960), (784, 864), (720, 784)])},
-    **{f"gen.mlp.{i}.conv.bias": (o,) for i, o in enumerate([1024, 960, 864, 784, 720])},
-    "gen.mlp.5.weight": (600, 720, 1, 1), "gen.mlp.5.bias": (600,),
-    "dis.fc.conv.weight": (1024, 600, 1, 1), "dis.fc.conv.bias": (1024,),
-    "dis.pred.weight": (1, 1024, 1, 1), "dis.pred.bias": (1,),
-    "dis.cls.weight": (21, 1024, 1, 1), "dis.cls.bias": (21,),
-}
-
-
-def _to_official(key: str) -> str:
-    """The key map of the cagnet.py docstring."""
-    for ours, theirs in (("backbone.", "back."), ("context.", "back.scale."), ("generator.", "gen."),
-                         ("discriminator.", "dis.")):
-        if key.startswith(ours):
-            return theirs + key[len(ours):]
-    raise AssertionError(key)
+# The official checkpoint's keys outside the DeepLab body and ASPP, for VOC (20 classes + dead logit).
+OFFICIAL_NON_BACKBONE = {k: v for k, v in cagnet_extra(600, 20).items() if not k.startswith("Em_")}
 
 
 def test_deeplab_model_has_the_official_key_layout_and_feature_sizes():
@@ -94,7 +73,7 @@ def test_deeplab_model_has_the_official_key_layout_and_feature_sizes():
                                                "msc": True, "msc_eval": "scale1"},
                     context={"hidden": 256}, generator={}, discriminator={})
     model = CaGNet(cfg, classes)
-    state = {_to_official(k): tuple(v.shape) for k, v in model.state_dict().items()}
+    state = {official_name(k): tuple(v.shape) for k, v in model.state_dict().items()}
     non_backbone = {k: v for k, v in state.items() if not k.startswith("back.scale.layer")
                     and not k.startswith("back.scale.aspp")}
     assert non_backbone == OFFICIAL_NON_BACKBONE

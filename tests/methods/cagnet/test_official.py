@@ -15,6 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from tests.helpers.datasets import make_packaged, make_voc_devkit
+from tests.helpers.official_layout import cagnet_shapes
 from zsseg_bench.catalog.cards import load_card, resolve_config
 from zsseg_bench.catalog.splits import load_class_list, load_split
 from zsseg_bench.cli import app
@@ -124,47 +125,6 @@ def test_official_layout_round_trips_into_a_differently_initialised_model(trees,
         assert not torch.equal(other.discriminator.cls.weight, ours.discriminator.cls.weight)
 
 
-def _expected_official_voc_shapes() -> dict[str, tuple]:
-    """The 659 keys of a VOC checkpoint and their shapes, written out from reference/cagnet.md section 7."""
-    shapes: dict[str, tuple] = {"Em_vis.weight": (256, 600), "Em_all.weight": (20, 600)}
-    widths = [1200, 1024, 960, 864, 784, 720]
-    for i in range(5):
-        shapes[f"gen.mlp.{i}.conv.weight"] = (widths[i + 1], widths[i], 1, 1)
-        shapes[f"gen.mlp.{i}.conv.bias"] = (widths[i + 1],)
-    shapes.update({"gen.mlp.5.weight": (600, 720, 1, 1), "gen.mlp.5.bias": (600,),
-                   "dis.fc.conv.weight": (1024, 600, 1, 1), "dis.fc.conv.bias": (1024,),
-                   "dis.pred.weight": (1, 1024, 1, 1), "dis.pred.bias": (1,),
-                   "dis.cls.weight": (21, 1024, 1, 1), "dis.cls.bias": (21,)})
-
-    def conv_bn(prefix: str, cout: int, cin: int, k: int) -> None:
-        shapes[f"{prefix}.conv.weight"] = (cout, cin, k, k)
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            shapes[f"{prefix}.bn.{name}"] = (cout,)
-        shapes[f"{prefix}.bn.num_batches_tracked"] = ()
-
-    conv_bn("back.scale.layer1.conv1", 64, 3, 7)
-    for layer, (n, cin, mid, cout) in zip(range(2, 6), ((3, 64, 64, 256), (4, 256, 128, 512), (23, 512, 256, 1024),
-                                                       (3, 1024, 512, 2048))):
-        for b in range(1, n + 1):
-            p = f"back.scale.layer{layer}.block{b}"
-            conv_bn(f"{p}.reduce", mid, cin if b == 1 else cout, 1)
-            conv_bn(f"{p}.conv3x3", mid, mid, 3)
-            conv_bn(f"{p}.increase", cout, mid, 1)
-            if b == 1:
-                conv_bn(f"{p}.proj", cout, cin, 1)
-    for c in range(4):
-        shapes[f"back.scale.aspp.stages.c{c}.weight"] = (600, 2048, 3, 3)
-        shapes[f"back.scale.aspp.stages.c{c}.bias"] = (600,)
-    shapes.update({"back.scale.contextual1.conv.weight": (256, 600, 3, 3),
-                   "back.scale.contextual2.conv.weight": (256, 256, 3, 3),
-                   "back.scale.contextual3.conv.weight": (256, 256, 3, 3),
-                   "back.scale.fc_1.conv.weight": (3, 768, 3, 3),
-                   "back.scale.contextualpool.conv.weight": (600, 768, 1, 1),
-                   "back.scale.contextuallocalmu.conv.weight": (600, 600, 3, 3),
-                   "back.scale.contextuallocalsigma.conv.weight": (600, 600, 3, 3)})
-    return shapes
-
-
 def test_real_size_voc_model_has_the_659_official_keys_and_shapes_without_allocating():
     split = load_split("voc12-15-5")
     cfg = resolve_config(load_card("cagnet-pi"), "voc12", [])
@@ -173,7 +133,7 @@ def test_real_size_voc_model_has_the_659_official_keys_and_shapes_without_alloca
         model = IMPLEMENTATIONS.get("cagnet")(cfg, classes)
         other = IMPLEMENTATIONS.get("cagnet")(cfg, classes)
     state = official_state_dict(model, split)["state_dict"]
-    expected = _expected_official_voc_shapes()
+    expected = cagnet_shapes(600, 20)
     assert len(expected) == 659 and len(state) == 659
     assert {k: tuple(v.shape) for k, v in state.items()} == expected
     params = sum(int(np.prod(s)) for k, s in expected.items() if not k.endswith(("running_mean", "running_var",
@@ -194,7 +154,7 @@ def test_zsbench_eval_writes_a_record_whose_confusion_equals_our_model(trees, tm
     assert result.exit_code == 0, result.output
     run_dir = next(out.glob(f"cagnet-pi__{split.name}__s0__*"))
     run = json.loads((run_dir / "run.json").read_text())
-    assert run["status"] == "ok" and run["training"] is None and run["protocol"]["eval_mode"] == "feature"
+    assert run["status"] == "ok" and run["training"] is None and run["scoring"]["eval_mode"] == "feature"
     facts = run["evaluated_from"]
     assert facts["sha256"] == file_sha256(ckpt) and facts["iteration"] == 4000
     assert facts["dropped"] == ["Em_all.weight", "Em_vis.weight"] and facts["em_all_max_abs_diff"] < 1e-6

@@ -1,4 +1,4 @@
-"""CaGNet's loss terms, as pure functions (reference/cagnet.md §2.1).
+"""CaGNet's loss terms, as pure functions (official `losses.py`, `model.py`; methods/cagnet/README.md).
 
 * `kl_term`: the contextual module's KL divergence to N(0, I), a mean over (valid pixels x
   channels), not a per-pixel sum over channels (the official weight 100 is for this mean).

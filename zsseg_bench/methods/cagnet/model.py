@@ -4,8 +4,8 @@ Paper: Gu, Zhou, Niu, Zhang, "Context-aware Feature Generation for Zero-shot Sem
 Segmentation", ACM MM 2020; patch-wise version "From Pixel to Patch: Synthesize Context-aware
 Features for Zero-shot Semantic Segmentation" (CaGNetv2, TNNLS 2022).
 Code read: github.com/bcmi/CaGNet-Zero-Shot-Semantic-Segmentation (249305b) and
-github.com/bcmi/CaGNetv2-Zero-Shot-Semantic-Segmentation (0040e4e); summary in
-`../shared/reference/cagnet.md`. User guide: methods/cagnet/README.md.
+github.com/bcmi/CaGNetv2-Zero-Shot-Semantic-Segmentation (0040e4e). User guide, with the official
+code's quirks and what we do about each: methods/cagnet/README.md.
 
 The model (impl `cagnet`, cards `cagnet-pi`, `cagnet-pa`):
 
@@ -26,17 +26,8 @@ The model (impl `cagnet`, cards `cagnet-pi`, `cagnet-pa`):
   `pred` (1x1 -> 1, a raw score; the losses apply the sigmoid) and the classifier `cls`
   (1x1 -> K or K + 1 logits); the patch-wise model adds `cls_3` (3x3, 1024 -> 1024) before `cls`.
 
-Official checkpoint key map (reference §7; `{'iteration', 'state_dict'}`, 659 keys):
-
-    back.scale.layer*, back.scale.aspp.*        -> backbone.scale.layer*, backbone.scale.aspp.*
-    back.scale.contextual{1,2,3}.conv.weight    -> context.contextual{1,2,3}.conv.weight
-    back.scale.fc_1.conv.weight                 -> context.fc_1.conv.weight
-    back.scale.contextualpool.conv.weight       -> context.contextualpool.conv.weight
-    back.scale.contextuallocal{mu,sigma}.conv.weight -> context.contextuallocal{mu,sigma}.conv.weight
-    gen.mlp.{0..4}.conv.{weight,bias}, gen.mlp.5.{weight,bias} -> generator.mlp.* (same suffixes)
-    dis.fc.conv.*, dis.pred.*, dis.cls.*, dis.cls_3.* -> discriminator.fc.conv.*, .pred.*, .cls.*, .cls_3.*
-    Em_vis.weight, Em_all.weight                -> not parameters here (the run's embeddings are
-                                                   buffers, not saved); compare or drop them
+The modules are named so that the official checkpoint (`{'iteration', 'state_dict'}`, 659 keys)
+maps onto them by prefix: the key map is `KEY_MAP` in methods/cagnet/official.py.
 
 Classifier rows: row k of `discriminator.cls` is evaluation class k of the split
 (`classifier_rows()` names them); with `classifier.dead_logit: true` (official) there is one more
@@ -51,7 +42,7 @@ updates on generated features whose labels come from a prior favouring unseen cl
 latter read no batch). The patch-wise model adds a label-patch PixelCNN stage (cagnet_patch.py).
 Each loss goes to its optimizer through `Stage.updates`; the engine computes all gradients
 before any optimizer steps, which is what the official D -> backbone -> G order meant (on
-PyTorch >= 1.5 that order raises an in-place modification error, reference §2.2).
+PyTorch >= 1.5 that order raises an in-place modification error; methods/cagnet/README.md).
 
 What we do differently, each an option (methods/cagnet/README.md has the table):
 `context.train_selector` (official: fc_1 never optimized), `content.mode` (official run-wise MMD
@@ -215,7 +206,6 @@ def _adam_decay(params, c: dict, lr_key: str, decay_key: str, weight_decay: floa
 
 @IMPLEMENTATIONS.register("cagnet")
 class CaGNet(Method):
-    impl = "cagnet"
     patch = False  # the patch-wise subclass (cagnet_patch.py) sets it
 
     def __init__(self, cfg: dict, classes: ClassSpace):

@@ -1,25 +1,21 @@
 """Released CaGNet checkpoints (`<ds>_ourbest.pth`) in and out of our CaGNet model.
 
-The official `Trainer.save` writes `{'iteration': int, 'state_dict': OurModel.state_dict()}`
-(reference/cagnet.md section 7): 659 tensors under `Em_vis`, `Em_all`, `gen`, `dis` and
-`back.scale` for the VOC model. The key map onto our modules (methods/cagnet.py's docstring):
-
-    back.scale.layer*, back.scale.aspp.*          -> backbone.scale.*   (read by weights.py)
-    back.scale.{contextual1..3, fc_1, contextualpool, contextuallocalmu, contextuallocalsigma}.*
-                                                  -> context.*
-    gen.*                                         -> generator.*
-    dis.*  (fc, pred, cls, cls_3)                 -> discriminator.*
-    Em_vis.weight, Em_all.weight                  -> dropped (not parameters of our model); Em_all is
-                                                     compared with the run's embeddings
+The official `Trainer.save` (CaGNet's `trainer.py`) writes `{'iteration': int, 'state_dict':
+OurModel.state_dict()}`: 659 tensors under `Em_vis`, `Em_all`, `gen`, `dis` and `back.scale` for
+the VOC model. `KEY_MAP` below is the key map onto our modules, the only place it is written
+(docs/official_checkpoints.md explains it; the backbone part is read by engine/weights.py).
+`Em_vis.weight` and `Em_all.weight` are not parameters of our model: they are dropped, and
+`Em_all` is compared with the run's embeddings.
 
 The classifier rows are permuted: the official rows are the seen classes in `seen_cls.npy`
 order, then the unseen ones in `novel_cls.npy` order, then a dead logit; ours follow the
 split's evaluation order (raw-id order), then the dead logit (`classifier.dead_logit: true`).
-`OFFICIAL_ORDERS` holds the official orders as raw label ids (reference section 3.1); they are
-matched to the split's classes by raw id, and a split whose seen/unseen sets differ is refused.
+`OFFICIAL_ORDERS` holds the official orders as raw label ids (CaGNet's
+`dataset/<ds>/split/{seen,novel}_cls.npy`); they are matched to the split's classes by raw id,
+and a split whose seen/unseen sets differ is refused.
 
 Loading is strict: missing, unexpected and wrong-shaped keys are one error line naming the file
-key and both shapes (checkpoints.load_state_strict). The only tensors of our model that an
+key and both shapes (checkpoint_format.load_state_strict). The only tensors of our model that an
 official file may lack are the patch-wise model's PixelCNN (`pixelcnn.*`, a separate training
 stage that evaluation does not use); they are kept from the model and reported.
 
@@ -34,17 +30,23 @@ from pathlib import Path
 
 import torch
 
-from zsseg_bench.engine.checkpoints import load_state_strict
+from zsseg_bench.engine.checkpoint_format import load_state_strict
 from zsseg_bench.engine.weights import backbone_state_from_file, file_sha256
 from zsseg_bench.errors import ZsbenchError
 
-__all__ = ["OFFICIAL_ORDERS", "CONTEXT_MODULES", "official_order", "read_official_checkpoint",
-           "official_to_ours", "official_name", "load_official_state", "official_state_dict", "is_cagnet_impl"]
+__all__ = ["OFFICIAL_ORDERS", "CONTEXT_MODULES", "KEY_MAP", "official_order", "read_official_checkpoint",
+           "official_to_ours", "official_name", "our_name", "load_official_state", "official_state_dict",
+           "is_cagnet_impl"]
 
 # Children of the official DeepLabV2 (`back.scale.`) that are our contextual module.
 CONTEXT_MODULES = ("contextual1", "contextual2", "contextual3", "fc_1", "contextualpool", "contextuallocalmu",
                    "contextuallocalsigma")
-_PREFIXES = (("gen.", "generator."), ("dis.", "discriminator."))
+# The key map: (our prefix, the official prefix, the official children it covers or None for all),
+# first match wins. The official model keeps the contextual module inside its backbone.
+KEY_MAP = (("context.", "back.scale.", CONTEXT_MODULES),
+           ("backbone.scale.", "back.scale.", None),
+           ("generator.", "gen.", None),
+           ("discriminator.", "dis.", None))
 _DROPPED = ("Em_vis.weight", "Em_all.weight")
 _KEPT_FROM_MODEL = ("pixelcnn.",)  # ours only (cagnet-pa); not in the official file, unused at evaluation
 _EM_VIS_ROWS = 256  # ignore_index + 1: Em_vis is padded with zero rows up to here
@@ -80,7 +82,8 @@ def official_order(split) -> list[int]:
     ours_unseen = set(eval_ids) - ours_seen
     if set(seen) != ours_seen or set(novel) != ours_unseen:
         raise ZsbenchError(f"split {split.name!r} (splits/{split.dataset}/{split.name}.yaml): its seen/unseen raw ids "
-                           f"differ from CaGNet's seen_cls/novel_cls (reference/cagnet.md 3.1); restore the split file")
+                           f"differ from CaGNet's seen_cls.npy/novel_cls.npy (docs/official_checkpoints.md); restore "
+                           f"the split file")
     return [eval_ids.index(r) for r in (*seen, *novel)]
 
 
@@ -117,23 +120,30 @@ def official_to_ours(state: dict, path) -> tuple[dict, dict, dict]:
         raise ZsbenchError(f"{path}: not the official CaGNet layout ({layout}); expected the backbone under "
                            f"'back.scale.' next to 'gen.', 'dis.', 'Em_vis', 'Em_all'")
     ours, names, dropped = {}, {}, {}
-    for key, tensor in back.items():  # key = "scale.<child>...."
-        rest = key[len("scale."):]
-        ours_key = ("context." + rest) if rest.split(".")[0] in CONTEXT_MODULES else ("backbone." + key)
+    for key, tensor in back.items():  # key = "scale.<child>....", as the backbone reader names it
+        ours_key = our_name("back." + key)
         ours[ours_key], names[ours_key] = tensor, back_names[key]
     for key in outside:
         if key in _DROPPED:
             dropped[key] = state[key]
             continue
-        mapped = next((ours_p + key[len(off):] for off, ours_p in _PREFIXES if key.startswith(off)), key)
-        ours[mapped], names[mapped] = state[key], key  # an unknown key stays as is: the strict load names it
+        mapped = our_name(key) or key  # an unknown key stays as is: the strict load names it
+        ours[mapped], names[mapped] = state[key], key
     return ours, names, dropped
 
 
+def our_name(official_key: str) -> str | None:
+    """An official key -> ours (KEY_MAP); None for keys our model lacks."""
+    for ours_p, off, children in KEY_MAP:
+        rest = official_key[len(off):]
+        if official_key.startswith(off) and (children is None or rest.split(".")[0] in children):
+            return ours_p + rest
+    return None
+
+
 def official_name(key: str) -> str | None:
-    """Our key -> the official one (the inverse key map); None for keys the official model lacks."""
-    for ours_p, off in (("backbone.scale.", "back.scale."), ("context.", "back.scale."), ("generator.", "gen."),
-                        ("discriminator.", "dis.")):
+    """Our key -> the official one (KEY_MAP read backwards); None for keys the official model lacks."""
+    for ours_p, off, _ in KEY_MAP:
         if key.startswith(ours_p):
             return off + key[len(ours_p):]
     return None

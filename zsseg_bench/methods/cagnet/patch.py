@@ -2,7 +2,7 @@
 
 Code read: github.com/bcmi/CaGNetv2-Zero-Shot-Semantic-Segmentation (0040e4e): `model.py`,
 `networks.py` (`Discriminator_ps3`), `losses.py`, `pixelcnn_newnew*.py`,
-`pixelcnn_sample_combine_cc_topk_fu.py`, `fuse.py` (reference/cagnet.md §9). That code is
+`pixelcnn_sample_combine_cc_topk_fu.py`, `fuse.py` (what it releases: methods/cagnet/README.md). That code is
 partial: there is no patch finetune config and no self-training; the choices made here are
 listed in methods/cagnet/README.md and are all options under `patch:` and `pixelcnn:`.
 
@@ -122,7 +122,6 @@ def patch_centres(label: torch.Tensor, k: int, ignore: int) -> torch.Tensor:
 
 @IMPLEMENTATIONS.register("cagnet-patch")
 class CaGNetPatch(CaGNet):
-    impl = "cagnet-patch"
     patch = True
 
     def __init__(self, cfg, classes):

@@ -1,4 +1,4 @@
-"""Checkpoints: one file format for weights, written atomically, checked on load.
+"""The checkpoint file format: one format for weights, written atomically, checked on load.
 
 A checkpoint is a `torch.save`d dict:
 
