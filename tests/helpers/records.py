@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zsseg_bench.runs.records import RunRecord
+from zsseg_bench.runs.records import SCHEMA_VERSION, RunRecord
 
 
 def write_record(root: Path, name: str, method: str, dataset: str, split: str, seed: int, metrics: dict,
                  status: str = "ok", flags: dict | None = None) -> Path:
     """A run folder made directly through records.py (for table and check tests)."""
     rec = RunRecord.create(root, name)
-    rec.write_json("run.json", {"schema_version": 1, "run_id": rec.path.name, "status": status, "method": method,
+    rec.write_json("run.json", {"schema_version": SCHEMA_VERSION, "run_id": rec.path.name, "status": status, "method": method,
                                 "dataset": {"name": dataset}, "split": {"name": split}, "seed": seed,
                                 "protocol_flags": flags or {"uses_unseen_labels": False, "transductive": False}})
     if status == "ok":

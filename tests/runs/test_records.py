@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from zsseg_bench.errors import ZsbenchError
-from zsseg_bench.runs.records import RunRecord, find_records, load_record
+from zsseg_bench.paths import repo_root
+from zsseg_bench.runs.records import SCHEMA_VERSION, RunRecord, find_records, load_record, make_run_id, scoring_of
 
 
 def test_create_never_reuses_a_folder(tmp_path):
@@ -43,6 +44,27 @@ def test_corrupt_metrics_is_a_clear_error(tmp_path):
     (rec.path / "metrics.json").write_text("{half")
     with pytest.raises(ZsbenchError, match="corrupt metrics file"):
         load_record(rec.path)
+
+
+def test_a_record_newer_than_the_code_is_refused(tmp_path):
+    rec = RunRecord.create(tmp_path, "r")
+    rec.write_json("run.json", {"schema_version": SCHEMA_VERSION + 1, "status": "ok"})
+    with pytest.raises(ZsbenchError, match=f"schema_version {SCHEMA_VERSION + 1} is newer .*update zsseg-bench"):
+        load_record(rec.path)
+    rec.write_json("run.json", {"schema_version": SCHEMA_VERSION, "status": "ok", "scoring": {"absent": "zero"}})
+    assert scoring_of(load_record(rec.path)) == {"absent": "zero"}
+
+
+def test_committed_schema_1_records_still_read_with_their_scoring_under_protocol():
+    batch = repo_root() / "results" / "runs" / "20261121T191406__synthetic-9-3"
+    records = [load_record(p) for p in find_records([batch])]
+    assert records and {r["schema_version"] for r in records} == {1}
+    assert all("scoring" not in r and scoring_of(r) == r["protocol"] for r in records if r["status"] == "ok")
+    assert {scoring_of(r).get("absent") for r in records if r["status"] == "ok"} == {"nan"}
+
+
+def test_run_id_names_method_split_and_seed():
+    assert make_run_id("spnet", "synthetic-9-3", 2).startswith("spnet__synthetic-9-3__s2__")
 
 
 def test_git_state_is_read_once_per_process(monkeypatch):
