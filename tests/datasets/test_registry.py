@@ -53,7 +53,7 @@ def test_the_datasets_doc_table_says_what_the_builders_registered():
     """docs/datasets.md lists each dataset's default split and full sizes for readers: the same facts."""
     root = repo_root()
     text = (root / "docs" / "datasets.md").read_text()
-    rows = re.findall(r"^\| `([a-z0-9]+)`[^|]*\| `([a-z0-9-]+)` \|[^|]*\|([^|]*)\|$", text, flags=re.M)
+    rows = re.findall(r"^\| `([a-z0-9]+)`[^|]*\| `([a-z0-9-]+)` \|[^|]*\|([^|]*)\|$", text, flags=re.MULTILINE)
     assert {name for name, _, _ in rows} == set(DATASETS.names()) - {"synthetic"}
     for name, split, sizes in rows:
         info = dataset_info(name)

@@ -22,8 +22,8 @@ image counts of the full release and whether it is the synthetic benchmark.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import numpy as np
 import torch

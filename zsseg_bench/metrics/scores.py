@@ -28,8 +28,9 @@ column order of the source papers' tables (CaGNet READMEs and thesis slides).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
