@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from zsseg_bench.catalog.splits import list_splits, load_class_list, load_split
 from zsseg_bench.cli import app
-from zsseg_bench.runs.train import DEFAULT_SPLITS
+from zsseg_bench.runs.prepare import DEFAULT_SPLITS
 
 # name -> (seen, unseen) as `zsbench ls splits` counts them (evaluation classes only).
 EXPECTED = {

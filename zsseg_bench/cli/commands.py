@@ -209,10 +209,10 @@ def table(
     if published:
         target = None
         if against:
-            from zsseg_bench.runs.train import DEFAULT_SPLITS
+            from zsseg_bench.runs.prepare import default_split
 
             ds, _, sp = against.partition("/")
-            sp = sp or DEFAULT_SPLITS.get(ds)
+            sp = sp or default_split(ds)
             if not sp:
                 raise ZsbenchError(f"--against {against!r}: name the split too, e.g. {ds}/<split>")
             target = (ds, sp)
