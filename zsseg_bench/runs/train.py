@@ -56,10 +56,10 @@ __all__ = ["RunRequest", "run_one", "run_comparison", "default_methods", "resume
 
 
 def default_methods() -> list[str]:
-    from zsseg_bench.report.tables import _method_rank
+    from zsseg_bench.report.tables import method_sort_key
 
     names = [c.name for c in list_cards() if c.in_default_run]
-    return sorted(names, key=_method_rank)
+    return sorted(names, key=method_sort_key)
 
 
 class _NoRecord:
