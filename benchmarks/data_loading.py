@@ -1,7 +1,7 @@
 """Training-pipeline throughput on real-layout data: images per second out of the DataLoader.
 
 Writes a Pascal-VOC devkit folder of 500x375 JPEGs with palette PNG masks (the size of a typical
-VOC image), then times the loader `TrainContext.loader` builds for a run of `spnet` on `voc12`
+VOC image), then times the loader `RunContext.loader` builds for a run of `spnet` on `voc12`
 (SPNet's pipeline: decode, warp to 513x513, random scale 0.5-1.5, pad to 513, random 321 crop,
 batch 10, int64 masks), for each number of DataLoader workers. The first batches (worker start-up)
 are not timed. Nothing is sent to a device: this is what the data side can deliver.
@@ -25,7 +25,7 @@ from tests.helpers.datasets import make_voc_devkit
 from zsseg_bench.catalog.cards import load_card, resolve_config
 from zsseg_bench.catalog.splits import load_split
 from zsseg_bench.datasets import build_dataset
-from zsseg_bench.engine.loop import TrainContext
+from zsseg_bench.engine.context import RunContext
 
 
 def measure(root: Path, workers: int, batches: int, warmup: int, pin_memory: bool, batch_size: int) -> float:
@@ -34,7 +34,7 @@ def measure(root: Path, workers: int, batches: int, warmup: int, pin_memory: boo
     cfg = resolve_config(load_card("spnet"), "voc12", overrides)
     split = load_split("voc12-15-5")
     dataset = build_dataset("voc12", "train", str(root), {"classes": "voc12"})
-    ctx = TrainContext(split=split, train_set=dataset, device=torch.device("cpu"), seed=0, cfg=cfg)
+    ctx = RunContext(split=split, train_set=dataset, device=torch.device("cpu"), seed=0, cfg=cfg)
     loader = ctx.loader(gen=torch.Generator().manual_seed(0))
 
     def endless():

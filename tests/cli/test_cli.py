@@ -144,3 +144,13 @@ def test_invoked_command_is_rebuilt_from_parsed_arguments_when_argv_is_not_zsben
     assert seen["command"] == "zsbench demo go x --size 5 --tag a --tag b --no-report --fast"
     TyperRunner().invoke(demo, ["go", "y"])
     assert seen["command"] == "zsbench demo go y"
+
+
+def test_help_lists_the_commands_in_order():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0, result.output
+    names = [line.split()[1] for line in result.output.splitlines()
+             if line.startswith("│ ") and len(line.split()) > 2 and line.split()[1].isidentifier()]
+    order = ["run", "score", "table", "check", "published", "validate", "ls", "report", "predict", "bench", "eval",
+             "data"]
+    assert [n for n in names if n in order] == order

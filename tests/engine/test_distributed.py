@@ -15,8 +15,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from zsseg_bench.catalog.splits import load_split
-from zsseg_bench.engine.loop import TrainContext, evaluate_confusion
-from zsseg_bench.methods import IMPLEMENTATIONS, ClassSpace
+from zsseg_bench.engine.context import RunContext
+from zsseg_bench.engine.evaluate import evaluate_confusion
+from zsseg_bench.methods import IMPLEMENTATIONS
+from zsseg_bench.runs.prepare import class_space
 
 CFG = {"backbone": {"name": "small-cnn", "width": 8}, "train": {"iterations": 4, "lr": 0.01},
        "data": {"batch_size": 4}, "eval": {"batch_size": 3}}
@@ -30,8 +32,8 @@ def _setup():
     train = SyntheticSegmentation("train", count=16, size=24)
     test = SyntheticSegmentation("test", count=11, size=24)  # 11 images: uneven shards (6 + 5)
     emb = split_embeddings(split, train, None)
-    classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), torch.from_numpy(emb))
-    ctx = TrainContext(split=split, train_set=train, device=torch.device("cpu"), seed=0, cfg=CFG)
+    classes = class_space(split, emb)
+    ctx = RunContext(split=split, train_set=train, device=torch.device("cpu"), seed=0, cfg=CFG)
     torch.manual_seed(0)
     method = IMPLEMENTATIONS.get("spnet")(CFG, classes)
     return split, test, ctx, method

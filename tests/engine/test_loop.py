@@ -8,7 +8,8 @@ import pytest
 import torch
 from tests.helpers.settings import TINY
 
-from zsseg_bench.engine.loop import TrainContext, apply_updates
+from zsseg_bench.engine.context import RunContext
+from zsseg_bench.engine.loop import apply_updates
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods import Stage, Update
 from zsseg_bench.runs.train import RunRequest, run_one
@@ -55,9 +56,39 @@ def test_ctrl_c_marks_run_interrupted(tmp_path, monkeypatch):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(TrainContext, "run_stage", interrupt)
+    monkeypatch.setattr(RunContext, "run_stage", interrupt)
     with pytest.raises(KeyboardInterrupt):
         run_one(RunRequest("spnet", overrides=TINY, out=tmp_path))
     (run,) = tmp_path.iterdir()
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "interrupted" and not (run / "metrics.json").exists()
+
+
+def test_training_and_bench_take_the_one_engine_step(tmp_path, monkeypatch):
+    """`zsbench run` and `zsbench bench` both go through engine.loop.train_step: patching it is seen by both."""
+    from zsseg_bench.engine import loop
+    from zsseg_bench.runs.bench import BenchSpec, run_bench
+
+    calls: list[str] = []
+    real = loop.train_step
+
+    def spy(method, stage, batch, iteration, *args):
+        calls.append(f"{stage.name}@{iteration}")
+        return real(method, stage, batch, iteration, *args)
+
+    monkeypatch.setattr(loop, "train_step", spy)
+    run_one(RunRequest("spnet", overrides=[*TINY, "train.iterations=4"], out=tmp_path))
+    assert calls == [f"train@{i}" for i in range(4)]
+    calls.clear()
+    run_bench(BenchSpec(method="spnet", crop=16, batch=2, eval_size=16, warmup=1, repeats=2, evaluate=False,
+                        overrides=["backbone.width=8"]))
+    assert calls == ["train@0"] * (1 + 1 + 2)  # FLOP count, warm-up, timed repeats
+
+
+def test_bench_stops_on_a_non_finite_loss_with_one_line():
+    from zsseg_bench.runs.bench import BenchSpec, run_bench
+
+    spec = BenchSpec(method="spnet", crop=16, batch=2, eval_size=16, warmup=3, repeats=1, evaluate=False,
+                     overrides=["backbone.width=8", "train.lr=1e30", "train.head_lr_mult=1e6"])
+    with pytest.raises(ZsbenchError, match=r"bench spnet fp32: loss 'loss' is (nan|inf) in a training step"):
+        run_bench(spec)

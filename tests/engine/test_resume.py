@@ -15,7 +15,8 @@ from torch import nn
 from zsseg_bench.catalog.splits import load_split
 from zsseg_bench.datasets.synthetic import SyntheticSegmentation
 from zsseg_bench.engine.checkpoint_format import load_checkpoint
-from zsseg_bench.engine.loop import Reporter, TrainContext
+from zsseg_bench.engine.context import RunContext
+from zsseg_bench.engine.loop import Reporter
 from zsseg_bench.engine.resume import ResumePoint, TrainingCheckpoints
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods.base import Method, Stage
@@ -106,19 +107,19 @@ class TwoStages(Method):
 @pytest.fixture(scope="module")
 def setting():
     from zsseg_bench.embeddings.base import split_embeddings
-    from zsseg_bench.methods import ClassSpace
+    from zsseg_bench.runs.prepare import class_space
 
     split = load_split("synthetic-9-3")
     data = SyntheticSegmentation("train", count=24, size=16)
     emb = split_embeddings(split, data, None)
-    classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), torch.from_numpy(emb))
+    classes = class_space(split, emb)
     return split, data, classes
 
 
 def _fit(setting, folder, resume=None, reporter=None, every=3, **kw):
     split, data, classes = setting
     cfg = {"data": {"batch_size": 4}, "engine": {"deterministic": True}}
-    ctx = TrainContext(split=split, train_set=data, device=torch.device("cpu"), seed=0, cfg=cfg,
+    ctx = RunContext(split=split, train_set=data, device=torch.device("cpu"), seed=0, cfg=cfg,
                        reporter=reporter or Reporter())
     torch.manual_seed(0)
     method = TwoStages(cfg, classes, **kw)

@@ -12,7 +12,8 @@ from zsseg_bench.catalog.cards import list_cards, load_card, resolve_config
 from zsseg_bench.catalog.splits import load_split
 from zsseg_bench.datasets import build_dataset
 from zsseg_bench.embeddings.base import split_embeddings
-from zsseg_bench.engine.loop import TrainContext, apply_updates, seed_everything
+from zsseg_bench.engine.context import RunContext
+from zsseg_bench.engine.loop import apply_updates, seed_everything
 from zsseg_bench.methods import IMPLEMENTATIONS, ClassSpace
 
 CARDS = [c.name for c in list_cards()]
@@ -34,7 +35,7 @@ def test_method_trains_every_stage_and_predicts(setup, name):
     classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), torch.from_numpy(emb), 255,
                          split.calibration_val)
     method = IMPLEMENTATIONS.get(card.impl)(cfg, classes)
-    ctx = TrainContext(split=split, train_set=train, device=torch.device("cpu"), seed=0, cfg=cfg,
+    ctx = RunContext(split=split, train_set=train, device=torch.device("cpu"), seed=0, cfg=cfg,
                        pass_unseen_labels=method.protocol_flags()["uses_unseen_labels"])
     batches = ctx.batches(seed_everything(0, 1))
     for k, stage in enumerate(method.stages()):

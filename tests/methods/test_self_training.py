@@ -202,9 +202,9 @@ def test_stage_train_images_all_readmits_images_dropped_by_the_split(tmp_path):
     uses) draws from every training image; the others from the split's kept images only."""
     from zsseg_bench.catalog.splits import load_split
     from zsseg_bench.datasets import build_dataset
-    from zsseg_bench.engine.loop import TrainContext
+    from zsseg_bench.engine.context import RunContext
     from zsseg_bench.methods.base import Method, Stage
-    from zsseg_bench.runs.train import train_indices
+    from zsseg_bench.runs.prepare import train_indices
 
     split = load_split("synthetic-bg-9-3")
     data = build_dataset("synthetic", "train", None, {"n_train": 30, "size": 16})
@@ -226,7 +226,7 @@ def test_stage_train_images_all_readmits_images_dropped_by_the_split(tmp_path):
             self.seen_indices.setdefault(stage.name, set()).update(batch["index"].tolist())
             return {}
 
-    ctx = TrainContext(split=split, train_set=data, device=torch.device("cpu"), seed=0, cfg={}, train_indices=kept)
+    ctx = RunContext(split=split, train_set=data, device=torch.device("cpu"), seed=0, cfg={}, train_indices=kept)
     rec = Recorder()
     ctx.fit(rec)
     assert rec.seen_indices["split"] <= set(kept.tolist())

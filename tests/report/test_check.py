@@ -44,3 +44,14 @@ def test_check_without_published_row_is_an_error(tmp_path):
     run = write_record(tmp_path, "syn", "spnet", "synthetic", "synthetic-9-3", 0, _published_plus(0.0, "spnet"))
     result = CliRunner().invoke(app, ["check", str(run)])
     assert result.exit_code == 2 and "no published row" in result.output
+
+
+def test_check_shows_a_missing_metric_as_a_dash_and_fails(tmp_path):
+    metrics = _published_plus(0.0)
+    metrics["PA"] = float("nan")
+    run = write_record(tmp_path, "lacks-pa", "spnet-c", "voc12", "voc12-15-5", 0, metrics)
+    result = CliRunner().invoke(app, ["check", str(run)])
+    assert result.exit_code == 1
+    (line,) = [ln for ln in result.output.splitlines() if " PA " in ln]
+    cells = [c.strip() for c in line.split("│")[1:-1]]
+    assert cells[2:6] == ["PA", "0.7755", "–", "–"] and "FAIL" in cells

@@ -48,3 +48,24 @@ def test_write_all_formats(runs, tmp_path):
     assert "| spnet-c" in paths[0].read_text() and "\\toprule" in paths[1].read_text()
     back = pd.read_parquet(paths[3])
     assert list(back["method"]) == ["spnet", "spnet-c"] and "U-mIoU std" in back
+
+
+def test_format_value_is_the_one_number_format():
+    import numpy as np
+
+    from zsseg_bench.report.tables import DELTA, MISSING, format_cell, format_value
+
+    assert format_value(0.12345) == "0.1235" and format_value(0.0) == "0.0000"
+    assert format_value(0.03, DELTA) == "+0.0300" and format_value(-0.5, DELTA) == "-0.5000"
+    assert format_value(0.255, ".0%") == "26%" and format_value(0.7716, ".1%") == "77.2%"
+    for missing in (None, float("nan"), np.float32("nan"), np.nan):
+        assert format_value(missing) == MISSING == "–" and format_cell(missing) == MISSING
+    assert format_cell(3) == "3" and format_cell("x") == "x"
+
+
+def test_method_sort_key_puts_the_comparison_order_first():
+    from zsseg_bench.report.tables import METHOD_ORDER, method_sort_key
+
+    names = ["zzz", "cagnet-pa+st", "aaa", "spnet-c", "spnet"]
+    assert sorted(names, key=method_sort_key) == ["spnet", "spnet-c", "cagnet-pa+st", "aaa", "zzz"]
+    assert sorted(reversed(METHOD_ORDER), key=method_sort_key) == list(METHOD_ORDER)

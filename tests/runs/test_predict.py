@@ -132,3 +132,33 @@ def test_run_without_weights_or_not_a_run_is_one_line_error(run_dir, tmp_path, i
     assert result.exit_code == 2 and "no trained weights" in result.stderr and result.stderr.count("\n") == 1
     result = runner.invoke(app, ["predict", str(tmp_path), str(images["rgb"]), "-o", str(tmp_path / "o")])
     assert result.exit_code == 2 and "not a run folder" in result.stderr
+
+
+def _autocast_during_predict(monkeypatch) -> list:
+    """What autocast state the method's `predict` runs under (recorded per call)."""
+    import torch
+
+    from zsseg_bench.methods import IMPLEMENTATIONS
+
+    states = []
+    impl = IMPLEMENTATIONS.get("spnet")
+    real = impl.predict
+
+    def spy(self, images, size=None):
+        states.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+        return real(self, images, size)
+
+    monkeypatch.setattr(impl, "predict", spy)
+    return states
+
+
+def test_predict_honours_engine_precision(run_dir, tmp_path, images, monkeypatch):
+    import torch
+
+    bf16_run = run_one(RunRequest(method="spnet", overrides=[*TINY, "engine.precision=bf16"], out=tmp_path / "runs"))
+    states = _autocast_during_predict(monkeypatch)
+    runner = CliRunner()
+    for run, out in ((bf16_run, "bf16"), (run_dir, "fp32")):
+        result = runner.invoke(app, ["predict", str(run), str(images["tiny"]), "-o", str(tmp_path / out)])
+        assert result.exit_code == 0, result.output
+    assert states == [torch.bfloat16, None]  # engine.precision: bf16 autocast; the fp32 run: none

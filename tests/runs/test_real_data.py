@@ -15,9 +15,9 @@ from zsseg_bench.catalog.splits import load_class_list, load_split
 from zsseg_bench.cli import app
 from zsseg_bench.datasets import build_dataset
 from zsseg_bench.datasets.presence import class_presence
-from zsseg_bench.engine.loop import TrainContext
+from zsseg_bench.engine.context import RunContext
 from zsseg_bench.errors import ZsbenchError
-from zsseg_bench.runs.train import train_indices
+from zsseg_bench.runs.prepare import train_indices
 
 SMALL = ["--set", "backbone.name=small-cnn", "--set", "train.iterations=3", "--set", "data.batch_size=2",
          "--set", "data.warp=null", "--set", "data.scale=[0.75,1.25]", "--set", "data.crop=32",
@@ -74,12 +74,12 @@ def test_variable_size_images_need_a_crop_for_training_and_evaluate_one_by_one(v
     split = load_split("voc12-15-5")
     train = build_dataset("voc12", "train", str(root), {})
     test = build_dataset("voc12", "test", str(root), {})
-    ctx = TrainContext(split=split, train_set=train, device=torch.device("cpu"), seed=0,
+    ctx = RunContext(split=split, train_set=train, device=torch.device("cpu"), seed=0,
                        cfg={"data": {"batch_size": 2}, "eval": {}})
     with pytest.raises(ZsbenchError, match="data.crop"):
         ctx.loader()
     assert ctx.loader(range(3), dataset=test, batch_size=8, shuffle=False).batch_size == 1
-    ctx = TrainContext(split=split, train_set=train, device=torch.device("cpu"), seed=0,
+    ctx = RunContext(split=split, train_set=train, device=torch.device("cpu"), seed=0,
                        cfg={"data": {"batch_size": 2, "crop": 24}, "eval": {"warp": 33}})
     batch = next(iter(ctx.loader()))
     assert batch["image"].shape == (2, 3, 24, 24) and batch["label"].dtype == torch.int64

@@ -2,7 +2,13 @@
 
 # isort: off  (importing a command module registers its commands on `app`, in help order)
 from zsseg_bench.cli.app import app, main
-from zsseg_bench.cli import commands  # noqa: F401,E402  run, score, table, check, published, validate, ls
+from zsseg_bench.cli import run  # noqa: F401,E402
+from zsseg_bench.cli import score  # noqa: F401,E402
+from zsseg_bench.cli import table  # noqa: F401,E402
+from zsseg_bench.cli import check  # noqa: F401,E402
+from zsseg_bench.cli import published  # noqa: F401,E402
+from zsseg_bench.cli import validate  # noqa: F401,E402
+from zsseg_bench.cli import ls  # noqa: F401,E402
 from zsseg_bench.cli import report  # noqa: F401,E402  report, predict
 from zsseg_bench.cli import data  # noqa: F401,E402  data check|stats
 from zsseg_bench.cli import bench  # noqa: F401,E402

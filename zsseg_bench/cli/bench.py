@@ -10,10 +10,7 @@ import typer
 from rich.table import Table
 
 from zsseg_bench.cli.app import command, console, invoked_command
-
-
-def _fmt(value, spec: str = ".2f") -> str:
-    return "–" if value is None else format(value, spec)
+from zsseg_bench.errors import ZsbenchError
 
 
 @command("bench", epilog="Examples:\n\n  zsbench bench spnet --crop 64 --batch 16 --eval-size 64\n\n"
@@ -45,7 +42,6 @@ def bench(
                                        "results/bench/<stamp>__<method>.json)."),
 ):
     """Measure training and evaluation throughput (images/s), FLOPs and the fraction of peak."""
-    from zsseg_bench.errors import ZsbenchError
     from zsseg_bench.runs.bench import BenchSpec, parse_variants, run_bench
 
     if min(crop, batch, eval_size, repeats) < 1 or warmup < 0 or (eval_batch is not None and eval_batch < 1):
@@ -53,11 +49,7 @@ def bench(
     if not (train or evaluate):
         raise ZsbenchError("--no-train and --no-eval together leave nothing to measure")
     if threads is not None:
-        if threads < 1:
-            raise ZsbenchError("--threads must be positive")
-        import torch
-
-        torch.set_num_threads(threads)
+        _set_threads(threads)
     spec = BenchSpec(method=method, dataset=dataset, split=split, backbone=backbone, crop=crop, batch=batch,
                      eval_size=eval_size, eval_batch=eval_batch, variants=parse_variants(variants), device=device,
                      warmup=warmup, repeats=repeats, embed_dim=embed_dim, overrides=list(overrides or []),
@@ -65,39 +57,65 @@ def bench(
     with console.status("benchmarking ..."):
         result = run_bench(spec)
     result["command"] = invoked_command()
-    title = (f"{method} on {result['device_name']} ({result['device']}, {result['threads']} threads, "
-             f"torch {result['torch']})")
-    for kind, label in (("train", f"training step: crop {crop}, batch {batch}"),
-                        ("eval", f"evaluation: {eval_size} px, batch {eval_batch or batch}")):
-        rows = [r for r in result["results"] if f"{kind}_images_per_s" in r]
-        if not rows:
-            continue
-        table = Table(title=f"{title}\n{label}", header_style="bold")
-        for col in ("variant", "img/s", "s/step", "GFLOP/step", "TFLOP/s", "% of peak"):
-            table.add_column(col, justify="left" if col == "variant" else "right")
-        for row in rows:
-            frac = row.get(f"{kind}_peak_fraction")
-            table.add_row(row["variant"], _fmt(row[f"{kind}_images_per_s"], ".3g"), _fmt(row[f"{kind}_step_s"], ".3g"),
-                          _fmt(row[f"{kind}_gflop_per_step"], ".4g"), _fmt(row[f"{kind}_tflops_achieved"], ".3g"),
-                          _fmt(None if frac is None else 100 * frac, ".1f"))
-        console.print(table)
-        if kind == "train":
-            for row in rows:
-                if row.get("train_features_s") is not None:
-                    rest = max(0.0, row["train_step_s"] - row["train_features_s"])
-                    console.print(f"{row['variant']}: time split of a training step: feature extraction (forward + "
-                                  f"backward) {row['train_features_s']:.3g} s ({100 * row['train_features_share']:.0f} %), "
-                                  f"losses and the rest {rest:.3g} s ({100 * (1 - row['train_features_share']):.0f} %)")
-    console.print(f"crop {crop}, batch {batch}; eval {eval_size}px, batch {eval_batch or batch}; median of {repeats} "
-                  f"after {warmup} warm-up; % peak: dense datasheet peak of the precision, '–' where unknown")
-    if result["device"] == "cpu" and result.get("load_average_1_5_15"):
-        import os
-
-        console.print(f"CPU load average {result['load_average_1_5_15'][0]:.1f} on {os.cpu_count()} cores "
-                      f"(other processes slow CPU timings down)")
+    _print_result(result, spec)
     if out is None:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         out = Path("results/bench") / f"{stamp}__{method}__{spec.dataset}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     console.print(f"wrote {out}")
+
+
+def _set_threads(threads: int) -> None:
+    if threads < 1:
+        raise ZsbenchError("--threads must be positive")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _print_result(result: dict, spec) -> None:
+    """One table per measured kind (training step, evaluation), then how the numbers were taken."""
+    from zsseg_bench.report.tables import format_value
+
+    title = (f"{spec.method} on {result['device_name']} ({result['device']}, {result['threads']} threads, "
+             f"torch {result['torch']})")
+    eval_batch = spec.eval_batch or spec.batch
+    for kind, label in (("train", f"training step: crop {spec.crop}, batch {spec.batch}"),
+                        ("eval", f"evaluation: {spec.eval_size} px, batch {eval_batch}")):
+        rows = [r for r in result["results"] if f"{kind}_images_per_s" in r]
+        if not rows:
+            continue
+        console.print(_variants_table(f"{title}\n{label}", kind, rows))
+        if kind == "train":
+            for row in rows:
+                if row.get("train_features_s") is not None:
+                    share = row["train_features_share"]
+                    rest = max(0.0, row["train_step_s"] - row["train_features_s"])
+                    console.print(f"{row['variant']}: time split of a training step: feature extraction (forward + "
+                                  f"backward) {format_value(row['train_features_s'], '.3g')} s "
+                                  f"({format_value(100 * share, '.0f')} %), losses and the rest "
+                                  f"{format_value(rest, '.3g')} s ({format_value(100 * (1 - share), '.0f')} %)")
+    console.print(f"crop {spec.crop}, batch {spec.batch}; eval {spec.eval_size}px, batch {eval_batch}; median of "
+                  f"{spec.repeats} after {spec.warmup} warm-up; % peak: dense datasheet peak of the precision, '–' "
+                  f"where unknown")
+    if result["device"] == "cpu" and result.get("load_average_1_5_15"):
+        import os
+
+        console.print(f"CPU load average {format_value(result['load_average_1_5_15'][0], '.1f')} on "
+                      f"{os.cpu_count()} cores (other processes slow CPU timings down)")
+
+
+def _variants_table(title: str, kind: str, rows: list[dict]) -> Table:
+    from zsseg_bench.report.tables import format_value
+
+    table = Table(title=title, header_style="bold")
+    for col in ("variant", "img/s", "s/step", "GFLOP/step", "TFLOP/s", "% of peak"):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for row in rows:
+        frac = row.get(f"{kind}_peak_fraction")
+        table.add_row(row["variant"], format_value(row[f"{kind}_images_per_s"], ".3g"),
+                      format_value(row[f"{kind}_step_s"], ".3g"), format_value(row[f"{kind}_gflop_per_step"], ".4g"),
+                      format_value(row[f"{kind}_tflops_achieved"], ".3g"),
+                      format_value(None if frac is None else 100 * frac, ".1f"))
+    return table

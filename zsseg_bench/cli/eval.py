@@ -29,6 +29,7 @@ def eval_checkpoint(
     from zsseg_bench.cli.launch import recorded_command
     from zsseg_bench.cli.progress import RichReporter
     from zsseg_bench.paths import default_runs_dir
+    from zsseg_bench.report.tables import MAIN_METRICS, format_value
     from zsseg_bench.runs.evaluate import EvalRequest, evaluate_checkpoint
 
     req = EvalRequest(checkpoint=str(checkpoint), method=method, dataset=dataset, split=split, device=device,
@@ -37,7 +38,7 @@ def eval_checkpoint(
     with RichReporter(console) as reporter:
         path = evaluate_checkpoint(req, reporter)
     metrics = json.loads((path / "metrics.json").read_text())
-    shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("hIoU", "mIoU", "S-mIoU", "U-mIoU") if k in metrics)
+    shown = ", ".join(f"{k} {format_value(metrics[k])}" for k in MAIN_METRICS if k in metrics)
     console.print(shown)
     console.print(f"run record: [bold]{path}[/]")
     console.print(f"compare with the published row: zsbench check {path}")

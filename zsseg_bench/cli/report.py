@@ -40,10 +40,11 @@ def predict(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
 ):
     """Segment images with a trained run over its split's classes, seen and unseen."""
+    from zsseg_bench.report.tables import format_value
     from zsseg_bench.runs.predict import predict_files
 
     for r in predict_files(run_dir, images, out, input_size=input_size, device=device):
-        top = ", ".join(f"{name} {share:.0%}" for name, share in r["classes"][:4])
+        top = ", ".join(f"{name} {format_value(share, '.0%')}" for name, share in r["classes"][:4])
         console.print(f"{r['image']} ({r['width']}x{r['height']}): {top}"
                       + (f"  [red]unseen: {', '.join(r['unseen_found'])}[/]" if r["unseen_found"] else ""))
         console.print(f"  wrote {r['prediction']} and {r['overlay']}")

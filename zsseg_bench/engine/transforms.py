@@ -125,7 +125,7 @@ class TrainTransform:
     pad_mode: str = "symmetric"
     fill: tuple[int, int, int] = (0, 0, 0)
     ignore_index: int = 255
-    flip: bool = False  # the engine flips on the device instead (TrainContext.augment)
+    flip: bool = False  # the engine flips on the device instead (RunContext.augment)
 
     @property
     def fixed_size(self) -> tuple[int, int] | None:

@@ -1,5 +1,8 @@
 """`zsbench report`: one Markdown report (and an HTML twin) from run records, without re-running models.
 
+This module collects the runs, draws the figures and gathers the data of the report
+(document.ReportContent); document.py writes its text and renders it.
+
     <out>/report.md        the comparison table (ours beside published, with deltas), the
                            figures, qualitative grids, top confusions, the protocol of every
                            run and the environment; it references only files under <out>
@@ -19,10 +22,7 @@ report. An existing <out> is replaced only if it holds a previous report.
 
 from __future__ import annotations
 
-import base64
-import html
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,20 +31,15 @@ import numpy as np
 import pandas as pd
 
 from zsseg_bench.errors import ZsbenchError
-from zsseg_bench.runs.records import (
-    find_records,
-    load_record,
-    read_confusion,
-    read_per_class,
-    read_train_log,
-    scoring_of,
-    utcnow,
-)
+from zsseg_bench.report.document import Grid, ReportContent, Section, report_document
+from zsseg_bench.report.tables import (MAIN_METRICS, MISSING, add_published, format_summary, format_value,
+                                       method_sort_key, runs_frame, summarize, write_tables)
+from zsseg_bench.runs.records import (find_records, load_record, read_confusion, read_per_class, read_train_log,
+                                      scoring_of, utcnow)
 
-__all__ = ["RunData", "load_runs", "make_report", "Document"]
+__all__ = ["RunData", "load_runs", "make_report"]
 
 MARKER = ".zsbench-report"
-MAIN_METRICS = ("hIoU", "mIoU", "S-mIoU", "U-mIoU")
 _ABSENT = {"nan": "left out (NaN)", "zero": "counted as 0"}  # metrics/scores.py, ScoringRule.absent
 
 
@@ -84,95 +79,6 @@ def load_runs(paths) -> list[RunData]:
         runs.append(RunData(path, rec, read_per_class(path), read_confusion(path), read_train_log(path),
                             load_stored(path)))
     return runs
-
-
-def _cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every cell as text; missing numbers as an en dash."""
-    return frame.apply(lambda col: col.map(lambda v: "–" if v is None or (isinstance(v, float) and np.isnan(v))
-                                           else str(v)))
-
-
-# ---- a tiny document model rendered to Markdown and to HTML ---------------------------------------
-class Document:
-    """Headings, paragraphs (with `code` and **bold**), tables, images and bullet lists."""
-
-    def __init__(self):
-        self.blocks: list[tuple] = []
-
-    def heading(self, level: int, text: str):
-        self.blocks.append(("h", level, text))
-
-    def para(self, text: str):
-        self.blocks.append(("p", text))
-
-    def bullets(self, items):
-        self.blocks.append(("ul", list(items)))
-
-    def table(self, frame: pd.DataFrame):
-        self.blocks.append(("table", frame))
-
-    def image(self, relpath: str, alt: str):
-        self.blocks.append(("img", relpath, alt))
-
-    def markdown(self) -> str:
-        from tabulate import tabulate
-
-        out = []
-        for block in self.blocks:
-            kind = block[0]
-            if kind == "h":
-                out.append("#" * block[1] + " " + block[2])
-            elif kind == "p":
-                out.append(block[1])
-            elif kind == "ul":
-                out.append("\n".join(f"- {item}" for item in block[1]))
-            elif kind == "table":
-                frame = _cells(block[1])
-                out.append(tabulate(frame, headers="keys", tablefmt="github", showindex=False, disable_numparse=True))
-            elif kind == "img":
-                out.append(f"![{block[2]}]({block[1]})")
-        return "\n\n".join(out) + "\n"
-
-    @staticmethod
-    def _inline(text: str) -> str:
-        text = html.escape(text)
-        text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-        return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
-
-    def html(self, base: Path, title: str) -> str:
-        body = []
-        for block in self.blocks:
-            kind = block[0]
-            if kind == "h":
-                body.append(f"<h{block[1]}>{self._inline(block[2])}</h{block[1]}>")
-            elif kind == "p":
-                body.append(f"<p>{self._inline(block[1])}</p>")
-            elif kind == "ul":
-                body.append("<ul>" + "".join(f"<li>{self._inline(i)}</li>" for i in block[1]) + "</ul>")
-            elif kind == "table":
-                frame = _cells(block[1])
-                head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-                rows = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>"
-                               for row in frame.itertuples(index=False))
-                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-            elif kind == "img":
-                data = base64.b64encode((base / block[1]).read_bytes()).decode()
-                body.append(f'<figure><img alt="{html.escape(block[2])}" src="data:image/png;base64,{data}">'
-                            f"<figcaption>{html.escape(block[2])}</figcaption></figure>")
-        style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
-                 "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
-                 "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#f3f3f3}"
-                 "img{max-width:100%}figure{margin:1em 0}figcaption{font-size:12px;color:#555}"
-                 "code{background:#f3f3f3;padding:0 3px}")
-        return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-                f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
-
-
-# ---- pieces of the report ---------------------------------------------------------------------------
-def _fmt(value, decimals: int = 4) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "–"
-    return f"{value:.{decimals}f}"
 
 
 def _published_points(dataset: str, split: str, source: str | None) -> tuple[pd.DataFrame, bool]:
@@ -264,15 +170,15 @@ def _protocol_table(runs: list[RunData]) -> pd.DataFrame:
             "status": rec.get("status"),
             "split": f"{sp.get('name')} v{sp.get('version')} ({str(sp.get('sha256', ''))[:12]})",
             "train policy": sp.get("train_policy"), "background": sp.get("background"),
-            "eval mode": proto.get("eval_mode", "–"),
-            "absent classes": _ABSENT.get(proto.get("absent"), proto.get("absent", "–")),
+            "eval mode": proto.get("eval_mode", MISSING),
+            "absent classes": _ABSENT.get(proto.get("absent"), proto.get("absent", MISSING)),
             "unseen labels used": "yes" if flags.get("uses_unseen_labels") else "no",
             "transductive": "yes" if flags.get("transductive") else "no",
-            "calibration": (f"γ={cal.get('gamma'):.3g} ({cal.get('chosen_by')})"
-                            if isinstance(cal, dict) and isinstance(cal.get("gamma"), (int, float)) else "–"),
-            "reused stages": ", ".join(f"{k} from {v}" for k, v in (rec.get("reused_stages") or {}).items()) or "–",
-            "train images": f"{data.get('n_train_used', '–')}/{data.get('n_train', '–')}",
-            "test images": data.get("n_test", "–"),
+            "calibration": (f"γ={format_value(cal.get('gamma'), '.3g')} ({cal.get('chosen_by')})"
+                            if isinstance(cal, dict) and isinstance(cal.get("gamma"), (int, float)) else MISSING),
+            "reused stages": ", ".join(f"{k} from {v}" for k, v in (rec.get("reused_stages") or {}).items()) or MISSING,
+            "train images": f"{data.get('n_train_used', MISSING)}/{data.get('n_train', MISSING)}",
+            "test images": data.get("n_test", MISSING),
             "wall time (s)": rec.get("wall_time_s"),
         })
     return pd.DataFrame(rows)
@@ -287,19 +193,18 @@ def _environment_table(runs: list[RunData]) -> pd.DataFrame:
                "zsseg_bench": env.get("zsseg_bench"), "platform": env.get("platform"),
                "device": f"{env.get('device')} ({env.get('device_name')})", "torch threads": env.get("torch_threads"),
                "git commit": (str(git.get("commit"))[:12] + (" (dirty)" if git.get("dirty") else ""))
-               if git.get("commit") else "–"}
+               if git.get("commit") else MISSING}
         key = repr(sorted(row.items()))
         envs.setdefault(key, {**row, "runs": 0})["runs"] += 1
     return pd.DataFrame(list(envs.values()))
 
 
-def _comparison(ok: list[RunData], source: str | None, out: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]]:
-    from zsseg_bench.report.tables import add_published, format_summary, runs_frame, summarize, write_tables
-
+def _comparison(ok: list[RunData], source: str | None, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Writes out/comparison.*; returns the main metrics beside the published ones, and every metric."""
     summary = add_published(summarize(runs_frame([r.path for r in ok])), source)
-    files = write_tables(summary, out / "comparison")
+    write_tables(summary, out / "comparison")
     return format_summary(summary, MAIN_METRICS), format_summary(summary.drop(
-        columns=[c for c in summary.columns if c.endswith(" pub") or c.startswith("Δ ")] + ["source"])), files
+        columns=[c for c in summary.columns if c.endswith(" pub") or c.startswith("Δ ")] + ["source"]))
 
 
 # ---- the report ---------------------------------------------------------------------------------------
@@ -310,11 +215,8 @@ def make_report(paths, out: Path, *, source: str | None = None, data_root: str |
     if out.exists() and not (out.is_dir() and ((out / MARKER).exists() or not any(out.iterdir()))):
         raise ZsbenchError(f"{out}: exists and is not a zsbench report folder; choose another --out (-o) or "
                            f"remove it")
-    from zsseg_bench.report.tables import _method_rank
-
-    runs = sorted(load_runs(paths), key=lambda r: (r.group, _method_rank(r.method), r.seed, r.path.name))
-    ok = [r for r in runs if r.ok]
-    if not ok:
+    runs = sorted(load_runs(paths), key=lambda r: (r.group, method_sort_key(r.method), r.seed, r.path.name))
+    if not any(r.ok for r in runs):
         raise ZsbenchError(f"no finished (status ok) runs under {', '.join(map(str, paths))}; nothing to report")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
@@ -322,7 +224,7 @@ def make_report(paths, out: Path, *, source: str | None = None, data_root: str |
         shutil.rmtree(tmp)
     (tmp / "figures").mkdir(parents=True)
     try:
-        doc = _build(runs, ok, tmp, source, data_root, mask_unscored, command)
+        doc = report_document(_gather(runs, tmp, source, data_root, mask_unscored, command))
         (tmp / "report.md").write_text(doc.markdown())
         (tmp / "report.html").write_text(doc.html(tmp, "zsseg-bench report"))
         (tmp / MARKER).write_text("made by zsbench report; this folder is replaced when the report is remade\n")
@@ -335,142 +237,98 @@ def make_report(paths, out: Path, *, source: str | None = None, data_root: str |
     return out / "report.md"
 
 
-def _build(runs, ok, tmp: Path, source, data_root, mask_unscored, command) -> Document:
+def _gather(runs: list[RunData], folder: Path, source, data_root, mask_unscored: bool, command: str
+            ) -> ReportContent:
+    """Everything the report shows; writes the tables and figures into `folder` on the way."""
+    ok = [r for r in runs if r.ok]
+    groups = list(dict.fromkeys(r.group for r in ok))
+    made = utcnow()
+    main, full = _comparison(ok, source, folder)
+    unmatched = sorted({f"{d}/{s}" for d, s in groups if not ((main["dataset"] == d) & (main["split"] == s)
+                                                             & (main["source"] != MISSING)).any()})
+    frame = runs_frame([r.path for r in ok])
+    sections = [_section(dataset, split_name, [r for r in ok if r.group == (dataset, split_name)], frame, folder,
+                         source, data_root, mask_unscored) for dataset, split_name in groups]
+    return ReportContent(
+        made=made, command=command, n_runs=len(runs), n_ok=len(ok), methods=list(dict.fromkeys(r.method for r in ok)),
+        groups=groups, seeds=sorted({r.seed for r in ok}), source=source, mask_unscored=mask_unscored,
+        comparison=main, all_metrics=full, unmatched=unmatched, sections=sections,
+        protocol=_protocol_table(runs), environment=_environment_table(runs),
+        unfinished=[(r.path.name, r.record.get("status"), r.record.get("error")) for r in runs if not r.ok],
+        folders=[str(r.path) for r in runs])
+
+
+def _section(dataset: str, split_name: str, runs: list[RunData], frame: pd.DataFrame, folder: Path, source,
+             data_root, mask_unscored: bool) -> Section:
+    """Draws one (dataset, split)'s figures into folder/figures/<dataset>__<split>__<kind>.png (and .svg)."""
     from zsseg_bench.report import plots
+
+    split = _split_of(split_name)
+    stem = folder / "figures" / f"{dataset}__{split_name}"
+    rel = f"figures/{dataset}__{split_name}"
+    title = f"{dataset} / {split_name}"
+    figures = {"scatter": f"{rel}__scatter.png"}
+    ours = frame[(frame["dataset"] == dataset) & (frame["split"] == split_name)]
+    published, comparable = _published_points(dataset, split_name, source)
+    plots.seen_unseen_scatter(ours, published, stem.with_name(stem.name + "__scatter"),
+                              f"{title}: seen vs unseen mIoU", comparable)
+    per_class = [r.per_class.assign(method=r.method, seed=r.seed) for r in runs if r.per_class is not None]
+    if per_class:
+        plots.per_class_iou(pd.concat(per_class, ignore_index=True), stem.with_name(stem.name + "__per_class_iou"),
+                            f"{title}: per-class IoU")
+        figures["per_class_iou"] = f"{rel}__per_class_iou.png"
+    confusions = _unseen_confusions(runs, split, dataset, stem.with_name(stem.name + "__unseen_confusions"), title)
+    if confusions is not None:
+        figures["unseen_confusions"] = f"{rel}__unseen_confusions.png"
+    logs = [(r.method, r.seed, r.log) for r in runs if r.log]
+    if logs and plots.training_curves(logs, stem.with_name(stem.name + "__training"),
+                                      f"{title}: training losses") is not None:
+        figures["training"] = f"{rel}__training.png"
+    reused = sorted({f"{r.method} (seed {r.seed})" for r in runs if r.record.get("reused_stages")})
+    grids = _grids(runs, split, dataset, folder, rel, title, data_root, mask_unscored)
+    return Section(dataset=dataset, split_name=split_name, split=split, figures=figures, comparable=comparable,
+                   any_published=not published.empty, confusions=confusions, reused=reused, grids=grids)
+
+
+def _unseen_confusions(runs: list[RunData], split, dataset: str, stem: Path, title: str) -> pd.DataFrame | None:
+    """Draws where the unseen classes' pixels go (confusions summed over seeds); returns the top-absorbers
+    table, or None without confusion matrices of the split's size."""
+    from zsseg_bench.report import plots
+    from zsseg_bench.report.palette import palette_for
+
+    confusions = {}
+    for r in runs:
+        if r.confusion is not None:
+            confusions[r.method] = confusions.get(r.method, 0) + r.confusion.astype(np.int64)
+    if not (confusions and split is not None and all(c.shape == (split.num_classes,) * 2
+                                                     for c in confusions.values())):
+        return None
+    colours = palette_for(dataset)[list(split.eval_raw_ids)].astype(np.float64)
+    _, top = plots.unseen_confusions(confusions, split.eval_names, split.seen_mask, colours, stem,
+                                     title=f"{title}: where unseen pixels go (seeds summed)")
+    return top
+
+
+def _grids(runs: list[RunData], split, dataset: str, folder: Path, rel: str, title: str, data_root,
+           mask_unscored: bool) -> list[Grid]:
+    """One qualitative grid per seed whose runs stored predictions (needs the split's class list)."""
     from zsseg_bench.report.grids import qualitative_grid
     from zsseg_bench.report.palette import palette_for
-    from zsseg_bench.report.tables import runs_frame
 
-    doc = Document()
-    groups = list(dict.fromkeys(r.group for r in ok))
-    doc.heading(1, "zsseg-bench report")
-    doc.para(f"Made {utcnow()} by `{command or 'zsbench report'}` from {len(runs)} run record(s): "
-             f"{len(ok)} finished" + (f", {len(runs) - len(ok)} not finished (listed at the end)"
-                                      if len(runs) > len(ok) else "") + ". Methods: "
-             + ", ".join(f"`{m}`" for m in dict.fromkeys(r.method for r in ok)) + "; "
-             + "; ".join(f"dataset `{d}`, split `{s}`" for d, s in groups) + "; seeds "
-             + ", ".join(str(s) for s in sorted({r.seed for r in ok})) + ".")
-    doc.para("Numbers are fractions in [0, 1] (mean ± std over seeds, std with ddof=1). Every figure and table "
-             "below is computed from the run folders alone; nothing was re-run.")
-
-    main, full, _ = _comparison(ok, source, tmp)
-    doc.heading(2, "Comparison")
-    doc.para("Ours beside the published numbers (`pub`) and the difference (`Δ` = ours − published), for the "
-             "rows that have a published counterpart (same method, dataset and split; source by priority"
-             + (f", here `{source}`" if source else "") + ").")
-    doc.table(main)
-    unmatched = sorted({f"{d}/{s}" for d, s in groups if not ((main["dataset"] == d) & (main["split"] == s)
-                                                             & (main["source"] != "–")).any()})
-    if unmatched:
-        doc.para("No published numbers exist for " + ", ".join(f"`{u}`" for u in unmatched) + " (the synthetic "
-                 "benchmark is this project's own): the published columns are empty there, and the scatter plot "
-                 "shows published points only as a separate reference panel.")
-    doc.para("All metrics: `comparison.md`, `comparison.csv` (numbers), `comparison.tex`, `comparison.parquet`.")
-    doc.table(full)
-
-    frame = runs_frame([r.path for r in ok])
-    for dataset, split_name in groups:
-        group_runs = [r for r in ok if r.group == (dataset, split_name)]
-        split = _split_of(split_name)
-        stem = tmp / "figures" / f"{dataset}__{split_name}"
-        rel = f"figures/{dataset}__{split_name}"
-        doc.heading(2, f"{dataset} / {split_name}")
-        if split is not None:
-            doc.para(f"Seen classes ({int(split.seen_mask.sum())}): " + ", ".join(split.seen_names) + ". "
-                     f"**Unseen classes ({len(split.unseen)}): " + ", ".join(split.unseen) + ".** "
-                     f"Excluded: {', '.join(split.excluded) or 'none'}.")
-
-        ours = frame[(frame["dataset"] == dataset) & (frame["split"] == split_name)]
-        published, comparable = _published_points(dataset, split_name, source)
-        plots.seen_unseen_scatter(ours, published, stem.with_name(stem.name + "__scatter"),
-                                  f"{dataset} / {split_name}: seen vs unseen mIoU", comparable)
-        doc.heading(3, "Seen vs unseen")
-        doc.image(f"{rel}__scatter.png", "seen vs unseen mIoU with hIoU iso-curves")
-        doc.para("Each run is a small dot, each method's mean over seeds a large one; dashed curves join points of "
-                 "equal hIoU. " + ("Hollow markers are the published numbers for the same dataset and split, "
-                                   "joined to our mean by a dotted line." if comparable else
-                                   "The right panel shows published points of real datasets (marker = dataset) for "
-                                   "reference only: they are not comparable with runs on this benchmark."
-                                   if not published.empty else "No published points to show."))
-
-        per_class = [r.per_class.assign(method=r.method, seed=r.seed) for r in group_runs if r.per_class is not None]
-        if per_class:
-            plots.per_class_iou(pd.concat(per_class, ignore_index=True), stem.with_name(stem.name + "__per_class_iou"),
-                                f"{dataset} / {split_name}: per-class IoU")
-            doc.heading(3, "Per-class IoU")
-            doc.image(f"{rel}__per_class_iou.png", "per-class IoU, unseen classes shaded")
-
-        confusions = {}
-        for r in group_runs:
-            if r.confusion is not None:
-                confusions[r.method] = confusions.get(r.method, 0) + r.confusion.astype(np.int64)
-        if confusions and split is not None and all(c.shape == (split.num_classes,) * 2 for c in confusions.values()):
-            colours = palette_for(dataset)[list(split.eval_raw_ids)].astype(np.float64)
-            _, top = plots.unseen_confusions(confusions, split.eval_names, split.seen_mask, colours,
-                                             stem.with_name(stem.name + "__unseen_confusions"),
-                                             title=f"{dataset} / {split_name}: where unseen pixels go "
-                                                   f"(seeds summed)")
-            doc.heading(3, "Where unseen pixels go")
-            doc.image(f"{rel}__unseen_confusions.png", "share of each unseen class's pixels by predicted class")
-            doc.para("For each unseen class: the share of its ground-truth pixels predicted correctly and the classes "
-                     "that absorb most of the rest (confusion matrices summed over seeds).")
-            doc.table(top.assign(correct=top["correct"].map(lambda v: f"{v:.1%}" if v == v else "–")))
-
-        logs = [(r.method, r.seed, r.log) for r in group_runs if r.log]
-        if logs and plots.training_curves(logs, stem.with_name(stem.name + "__training"),
-                                          f"{dataset} / {split_name}: training losses") is not None:
-            doc.heading(3, "Training curves")
-            doc.image(f"{rel}__training.png", "training losses from train_log.jsonl")
-            reused = sorted({f"{r.method} (seed {r.seed})" for r in group_runs if r.record.get("reused_stages")})
-            if reused:
-                doc.para("Runs that reused another run's trained stages log only the stages they ran: "
-                         + ", ".join(reused) + ".")
-
-        doc.heading(3, "Qualitative results")
-        shown = False
-        for seed in sorted({r.seed for r in group_runs}):
-            seed_runs = [r for r in group_runs if r.seed == seed]
-            if split is None or not any(r.stored and r.stored.get("images") for r in seed_runs):
-                continue
-            rows, columns, notes = _grid_rows(seed_runs, data_root)
-            unscored = split.lut(train=False, size=256) == split.ignore_index
-            classes = [(i, n, n in split.unseen) for i, n in zip(split.eval_raw_ids, split.eval_names)]
-            others = [(split.classes.id_of(n), f"{n} (not scored)") for n in split.excluded]
-            if split.ignore_index < 256:
-                others.append((split.ignore_index, "void (not scored)"))
-            name = f"{rel}__grid_s{seed}.png"
-            qualitative_grid(rows, columns, classes, palette_for(dataset), tmp / name, unscored_lut=unscored,
-                             ignore_index=split.ignore_index, mask_unscored=mask_unscored, others=others,
-                             title=f"{dataset} / {split_name}, seed {seed}")
-            doc.image(name, f"image | ground truth | each method, seed {seed}")
-            for note in notes:
-                doc.para("Note: " + note + ".")
-            shown = True
-        if shown:
-            doc.para("The images are the runs' stored predictions (`predictions/` in each run folder): the same test "
-                     "images for every method of a seed, chosen from the dataset, split and seed, preferring images "
-                     "that contain unseen classes. Unseen classes are outlined in white and marked in the legend. "
-                     + ("Prediction columns show the prediction where the evaluation scores it; elsewhere "
-                        "(excluded classes, void) they repeat the ground truth." if mask_unscored else
-                        "Prediction columns show every predicted pixel, including those the evaluation ignores."))
-        else:
-            doc.para("No stored predictions in these runs (made with eval.keep_predictions=0 or before predictions "
-                     "were stored), so no qualitative grid.")
-
-    doc.heading(2, "Protocol of every run")
-    doc.para("Split (version and sha256 prefix), the training policy for unseen classes, how background counts, the "
-             "evaluation resolution (`full`: scores upsampled to the label; `feature`: labels downsampled, CaGNet's "
-             "official mode), the rule for absent classes, whether a method saw unseen labels or test images during "
-             "training (transductive), calibration and reused stages.")
-    doc.table(_protocol_table(runs))
-    doc.heading(2, "Environment")
-    doc.table(_environment_table(runs))
-    failed = [r for r in runs if not r.ok]
-    if failed:
-        doc.heading(2, "Runs not finished")
-        doc.bullets(f"`{r.path.name}`: status {r.record.get('status')}"
-                    + (f", {' '.join(str(r.record.get('error')).split())}" if r.record.get("error") else "")
-                    for r in failed)
-    doc.heading(2, "Run folders")
-    doc.bullets(f"`{r.path}`" for r in runs)
-    return doc
+    grids = []
+    for seed in sorted({r.seed for r in runs}):
+        seed_runs = [r for r in runs if r.seed == seed]
+        if split is None or not any(r.stored and r.stored.get("images") for r in seed_runs):
+            continue
+        rows, columns, notes = _grid_rows(seed_runs, data_root)
+        unscored = split.lut(train=False, size=256) == split.ignore_index
+        classes = [(i, n, n in split.unseen) for i, n in zip(split.eval_raw_ids, split.eval_names)]
+        others = [(split.classes.id_of(n), f"{n} (not scored)") for n in split.excluded]
+        if split.ignore_index < 256:
+            others.append((split.ignore_index, "void (not scored)"))
+        name = f"{rel}__grid_s{seed}.png"
+        qualitative_grid(rows, columns, classes, palette_for(dataset), folder / name, unscored_lut=unscored,
+                         ignore_index=split.ignore_index, mask_unscored=mask_unscored, others=others,
+                         title=f"{title}, seed {seed}")
+        grids.append(Grid(image=name, seed=seed, notes=notes))
+    return grids

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from zsseg_bench.report.palette import boundary, colorize
+from zsseg_bench.report.tables import format_value
 
 __all__ = ["label_picture", "qualitative_grid", "overlay_with_legend", "display_shape",
            "resize_label_at_corners"]
@@ -85,43 +86,67 @@ def qualitative_grid(rows: list[dict], columns: list[str], classes: list[tuple[i
             each gets a legend entry when it appears.
     unscored_lut: raw id -> True where the evaluation does not score that ground-truth value.
     """
-    from zsseg_bench.report.plots import UNSEEN_RED, _pyplot
+    from zsseg_bench.report.plots import _pyplot
 
     plt = _pyplot()
-    from matplotlib.patches import Patch
-
     unseen_ids = [i for i, _, u in classes if u]
     n_cols = 2 + len(columns)
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.75 * n_cols, 1.75 * len(rows) + 0.5), squeeze=False)
     for r, row in enumerate(rows):
-        gt = row.get("gt")
-        ref = gt if gt is not None else next((p for p in row["preds"].values() if p is not None), None)
-        shape = display_shape(*ref.shape) if ref is not None else (CELL, CELL)
         unscored = None
+        gt = row.get("gt")
         if gt is not None and unscored_lut is not None:
             unscored = unscored_lut[np.clip(gt, 0, len(unscored_lut) - 1)] | (gt == ignore_index)
-        cells = [("image", row.get("image")), ("ground truth", gt)] + [(c, row["preds"].get(c)) for c in columns]
-        for c, (name, content) in enumerate(cells):
-            ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if r == 0:
-                ax.set_title(name, fontsize=8.5)
-            if content is None:
-                ax.text(0.5, 0.5, "not available", ha="center", va="center", fontsize=7, color="0.5",
-                        transform=ax.transAxes)
-                continue
-            if name == "image":
-                picture = resize_image(content, shape)
-            else:
-                label = np.asarray(content)
-                if name != "ground truth" and mask_unscored and unscored is not None and unscored.any():
-                    label = np.where(unscored, gt, label)
-                picture = label_picture(label, palette, unseen_ids, shape)
-            ax.imshow(picture, interpolation="nearest")
-        axes[r, 0].set_ylabel(str(row["name"]).split("/")[-1], fontsize=7)
+        masked = unscored if mask_unscored and unscored is not None and unscored.any() else None
+        _grid_row(axes[r], row, columns, palette, unseen_ids, masked, titled=r == 0)
+    _grid_legend(fig, rows, classes, others, palette, n_cols)
+    note = "unseen classes outlined in white; "
+    note += "predictions shown where scored" if mask_unscored else "raw predictions (every pixel)"
+    fig.suptitle((title + "\n" if title else "") + note, fontsize=8.5)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})  # "tight" takes in the legend
+    plt.close(fig)
+    return path
+
+
+def _grid_row(axes, row: dict, columns: list[str], palette: np.ndarray, unseen_ids, masked: np.ndarray | None,
+              titled: bool) -> None:
+    """One image's cells: image | ground truth | each column's prediction. Where `masked` is set
+    (pixels the evaluation does not score), a prediction shows the ground truth instead."""
+    gt = row.get("gt")
+    ref = gt if gt is not None else next((p for p in row["preds"].values() if p is not None), None)
+    shape = display_shape(*ref.shape) if ref is not None else (CELL, CELL)
+    cells = [("image", row.get("image")), ("ground truth", gt)] + [(c, row["preds"].get(c)) for c in columns]
+    for ax, (name, content) in zip(axes, cells):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if titled:
+            ax.set_title(name, fontsize=8.5)
+        if content is None:
+            ax.text(0.5, 0.5, "not available", ha="center", va="center", fontsize=7, color="0.5",
+                    transform=ax.transAxes)
+            continue
+        if name == "image":
+            picture = resize_image(content, shape)
+        else:
+            label = np.asarray(content)
+            if name != "ground truth" and masked is not None:
+                label = np.where(masked, gt, label)
+            picture = label_picture(label, palette, unseen_ids, shape)
+        ax.imshow(picture, interpolation="nearest")
+    axes[0].set_ylabel(str(row["name"]).split("/")[-1], fontsize=7)
+
+
+def _grid_legend(fig, rows: list[dict], classes, others, palette: np.ndarray, n_cols: int) -> None:
+    """Every evaluation class (unseen ones marked, in red), then the unscored values that appear."""
+    from matplotlib.patches import Patch
+
+    from zsseg_bench.report.plots import UNSEEN_RED
+
     handles = [Patch(facecolor=palette[i] / 255.0, edgecolor="0.3", lw=0.4,
                      label=name + (" (unseen)" if u else "")) for i, name, u in classes]
     for i, text in others:
@@ -134,15 +159,6 @@ def qualitative_grid(rows: list[dict], columns: list[str], classes: list[tuple[i
         if u:
             text.set_color(UNSEEN_RED)
             text.set_fontweight("bold")
-    note = "unseen classes outlined in white; "
-    note += "predictions shown where scored" if mask_unscored else "raw predictions (every pixel)"
-    fig.suptitle((title + "\n" if title else "") + note, fontsize=8.5)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})  # "tight" takes in the legend
-    plt.close(fig)
-    return path
 
 
 def _font(size: int):
@@ -186,7 +202,7 @@ def overlay_with_legend(image: np.ndarray, label: np.ndarray, palette: np.ndarra
         y = size // 2 + n * line
         draw.rectangle([x0, y, x0 + size, y + size], fill=tuple(int(c) for c in palette[i]), outline=(80, 80, 80))
         unseen = i in set(unseen_ids)
-        text = f"{names.get(i, str(i))} {share:.1%}" if share >= 0.001 else f"{names.get(i, str(i))} <0.1%"
+        text = f"{names.get(i, str(i))} {format_value(share, '.1%') if share >= 0.001 else '<0.1%'}"
         text += " (unseen)" if unseen else ""
         draw.text((x0 + int(size * 1.5), y - 1), text, fill=(192, 57, 43) if unseen else (0, 0, 0), font=font)
     return canvas

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from zsseg_bench.report.tables import format_value, method_sort_key
+
 __all__ = ["method_colours", "per_class_iou", "seen_unseen_scatter", "unseen_confusions", "training_curves",
            "hiou_curve", "save_figure"]
 
@@ -51,11 +53,9 @@ def save_figure(fig, stem: Path) -> list[Path]:
 
 def method_colours(methods) -> dict[str, str]:
     """One fixed colour per method (the comparison's order, so a method keeps its colour)."""
-    from zsseg_bench.report.tables import _method_rank
-
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
                "#7f7f7f", "#d62728"]
-    ordered = sorted(dict.fromkeys(methods), key=_method_rank)
+    ordered = sorted(dict.fromkeys(methods), key=method_sort_key)
     return {m: palette[i % len(palette)] for i, m in enumerate(ordered)}
 
 
@@ -112,8 +112,8 @@ def _iso_curves(ax) -> None:
         ok = np.flatnonzero(~np.isnan(u))
         if ok.size:  # label where the curve meets the top of the box or the right edge
             i = ok[-1] if u[ok[-1]] < 0.97 else ok[np.argmin(np.abs(u[ok] - 0.97))]
-            ax.text(min(s[i], 0.98), min(u[i], 0.98), f"h={h:.1f}", color="0.55", fontsize=6.5, ha="right",
-                    va="top")
+            ax.text(min(s[i], 0.98), min(u[i], 0.98), "h=" + format_value(h, ".1f"), color="0.55", fontsize=6.5,
+                    ha="right", va="top")
 
 
 def _square(ax, title: str) -> None:
@@ -206,20 +206,21 @@ def unseen_confusions(confusions: dict[str, np.ndarray], names, seen_mask, colou
                 if s >= 0.07:
                     from zsseg_bench.report.palette import text_colour
 
-                    label = ("✓ " if k == u else "") + f"{names[k]} {s:.0%}"
+                    label = ("✓ " if k == u else "") + f"{names[k]} {format_value(s, '.0%')}"
                     ax.text(left + s / 2, r, label, ha="center", va="center", fontsize=6.5,
                             color=text_colour(colours[k]))
                 left += s
             if rest > 0:
                 ax.barh(r, rest, left=left, color="0.85", edgecolor="white", lw=0.5)
                 if rest >= 0.07:
-                    ax.text(left + rest / 2, r, f"other {rest:.0%}", ha="center", va="center", fontsize=6.5)
+                    ax.text(left + rest / 2, r, "other " + format_value(rest, ".0%"), ha="center", va="center",
+                            fontsize=6.5)
             record = {"unseen class": names[u], "method": m, "gt_pixels": int(total),
                       "correct": share[u] if total > 0 else np.nan}
             for i in range(top):
                 k = others[i] if i < len(others) else None
                 record[f"absorber {i + 1}"] = "" if k is None else \
-                    f"{names[k]} ({'seen' if seen_mask[k] else 'unseen'}) {share[k]:.1%}"
+                    f"{names[k]} ({'seen' if seen_mask[k] else 'unseen'}) {format_value(share[k], '.1%')}"
             rows.append(record)
         ax.set_yticks(range(len(methods)))
         ax.set_yticklabels(methods, fontsize=7)

@@ -1,7 +1,9 @@
-"""The only renderer: run records -> pandas DataFrame -> Markdown / CSV / LaTeX / Parquet.
+"""The only renderer: run records -> pandas DataFrame -> Markdown / CSV / LaTeX / Parquet, and
+the rich tables the commands print.
 
-Numbers stay fractions in [0, 1] (as in the source papers' tables) and are rounded only here, when
-formatted. Several seeds of the same (method, dataset, split) become mean and std columns.
+Numbers stay fractions in [0, 1] (as in the source papers' tables) and become text only here:
+`format_value` is the one place a number is formatted, for tables, reports, figures' labels and
+printouts alike. Several seeds of the same (method, dataset, split) become mean and std columns.
 """
 
 from __future__ import annotations
@@ -10,21 +12,47 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rich.table import Table
 from tabulate import tabulate
 
 from zsseg_bench.catalog.published import lookup
 from zsseg_bench.metrics.scores import METRIC_NAMES
 from zsseg_bench.runs.records import find_records, load_record
 
-__all__ = ["METHOD_ORDER", "runs_frame", "summarize", "add_published", "format_summary", "write_tables"]
+__all__ = ["METHOD_ORDER", "MAIN_METRICS", "MISSING", "FRACTION", "DELTA", "method_sort_key", "is_missing",
+           "format_value", "format_cell", "runs_frame", "summarize", "add_published", "format_summary", "write_tables",
+           "rich_table", "print_packed", "print_comparison"]
 
 # The source papers' row order; other methods follow alphabetically.
 METHOD_ORDER = ("spnet", "spnet-c", "zs3net", "zs3net+st", "cagnet-pi", "cagnet-pa", "cagnet-pi+st", "cagnet-pa+st")
 KEYS = ["method", "dataset", "split"]
+MAIN_METRICS = ("hIoU", "mIoU", "S-mIoU", "U-mIoU")  # the ones a short summary shows
+
+MISSING = "–"  # a missing number (None, NaN) in every table and printout
+DECIMALS = 4  # metric fractions, as the source papers' tables print them
+FRACTION = f".{DECIMALS}f"
+DELTA = f"+.{DECIMALS}f"  # ours - published, always signed
+_LEFT_ALIGNED = ("method", "dataset", "split", "source", "flags", "run_id", "metric", "seeds")
 
 
-def _method_rank(name: str) -> tuple:
+def method_sort_key(name: str) -> tuple:
+    """Sort key that puts methods in the comparison's order (METHOD_ORDER), others after it by name."""
     return (METHOD_ORDER.index(name), "") if name in METHOD_ORDER else (len(METHOD_ORDER), name)
+
+
+def is_missing(value) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and bool(np.isnan(value)))
+
+
+def format_value(value, spec: str = FRACTION) -> str:
+    """A number as text: `spec` is a format spec (FRACTION for metrics, DELTA for differences, '.1%'
+    for shares, '.3g' for timings); None and NaN read as MISSING."""
+    return MISSING if is_missing(value) else format(value, spec)
+
+
+def format_cell(value) -> str:
+    """A table cell of any kind (numbers already formatted, or shown as they are); missing as MISSING."""
+    return MISSING if is_missing(value) else str(value)
 
 
 def runs_frame(paths) -> pd.DataFrame:
@@ -55,7 +83,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     flags = grouped[["uses_unseen_labels", "transductive"]].any()
     seeds = grouped["seed"].agg(lambda s: ",".join(str(x) for x in sorted(s))).rename("seeds")
     out = pd.concat([seeds, flags, mean, std], axis=1).reset_index()
-    out = out.sort_values(by=["dataset", "split", "method"], key=lambda col: col.map(_method_rank)
+    out = out.sort_values(by=["dataset", "split", "method"], key=lambda col: col.map(method_sort_key)
                           if col.name == "method" else col, kind="stable")
     return out.reset_index(drop=True)
 
@@ -85,12 +113,10 @@ def add_published(summary: pd.DataFrame, source: str | None = None, against: tup
     return out
 
 
-def format_summary(summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = 4) -> pd.DataFrame:
+def format_summary(summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = DECIMALS) -> pd.DataFrame:
     """Strings for display: 'mean ± std' when several seeds, published values and deltas."""
     def fmt(x, signed=False):
-        if x is None or (isinstance(x, float) and np.isnan(x)):
-            return "–"
-        return f"{x:+.{decimals}f}" if signed else f"{x:.{decimals}f}"
+        return format_value(x, f"{'+' if signed else ''}.{decimals}f")
 
     cols = {"method": summary["method"], "dataset": summary["dataset"], "split": summary["split"],
             "seeds": summary["seeds"]}
@@ -112,7 +138,7 @@ def format_summary(summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = 
             cols[f"{m} pub"] = [fmt(v) for v in summary[f"{m} pub"]]
             cols[f"Δ {m}"] = [fmt(v, signed=True) for v in summary[f"Δ {m}"]]
     if "source" in summary:
-        cols["source"] = summary["source"].replace("", "–")
+        cols["source"] = summary["source"].replace("", MISSING)
     return pd.DataFrame(cols)
 
 
@@ -127,3 +153,46 @@ def write_tables(summary: pd.DataFrame, stem: Path, metrics=METRIC_NAMES) -> lis
     summary.to_csv(paths[2], index=False)
     summary.to_parquet(paths[3], index=False)
     return paths
+
+
+# ---- printed by the commands (rich) ------------------------------------------------------------------
+def rich_table(frame: pd.DataFrame, title: str | None = None) -> Table:
+    """`frame` as a rich table: names left-aligned, numbers right-aligned."""
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for col in frame.columns:
+        table.add_column(str(col), justify="left" if col in _LEFT_ALIGNED else "right")
+    for _, row in frame.iterrows():
+        table.add_row(*[format_cell(v) for v in row.tolist()])
+    return table
+
+
+def print_packed(console, frame: pd.DataFrame, keys: list[str], groups: list[list[str]], title: str | None = None
+                 ) -> None:
+    """Print `frame` as rich tables: `keys` columns on every table, the `groups` of columns packed
+    greedily so each table fits the terminal (a group is never split)."""
+
+    def width(cols):
+        return sum(max(len(str(v)) for v in frame[c].tolist() + [c]) + 3 for c in cols) + 1
+
+    tables, current = [], []
+    for group in groups:
+        if current and width(keys + current + group) > console.width:
+            tables.append(current)
+            current = []
+        current += group
+    tables.append(current)
+    for i, cols in enumerate(tables):
+        console.print(rich_table(frame[keys + cols], title=title if i == 0 else None))
+
+
+def print_comparison(console, summary: pd.DataFrame, metrics=METRIC_NAMES) -> None:
+    """The comparison table; a metric stays beside its published value and delta."""
+    shown = format_summary(summary, metrics)
+    keys = [c for c in ("method", "flags") if c in shown]
+    title = ", ".join(f"{d} / {s}" for d, s in dict.fromkeys(zip(summary["dataset"], summary["split"])))
+    title += f"  (seeds {'; '.join(dict.fromkeys(summary['seeds']))}; fractions, mean ± std over seeds)"
+    groups = [[c for c in (m, f"{m} pub", f"Δ {m}") if c in shown] for m in metrics]
+    print_packed(console, shown, keys, groups, title)
+    if "source" in shown:
+        console.print("published source per method: " + ", ".join(
+            f"{m}: {s}" for m, s in zip(shown["method"], shown["source"])))

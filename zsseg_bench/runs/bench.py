@@ -1,8 +1,9 @@
 """Throughput of a method's training step and of its evaluation (`zsbench bench`).
 
-What is timed is the model on the device, not data loading: a training step is the
-method's `training_step` on a batch already on the device (normalised, labels mapped) plus
-backward, the gradient all-reduce (none on one process), the optimizer and scheduler steps;
+What is timed is the model on the device, not data loading: a training step is the engine's
+own step (`engine.loop.train_step`, the one training runs: the method's `training_step` under
+autocast, the finite check, backward, the gradient all-reduce (none on one process), the
+optimizer and scheduler steps) on a batch already on the device (normalised, labels mapped);
 evaluation is `predict` at the evaluation size plus the argmax. Each is run `warmup` times
 (which also absorbs torch.compile's compilation and cuDNN autotuning), then `repeats` times;
 the median is reported. On CUDA each repeat is timed with CUDA events, on CPU with
@@ -37,12 +38,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zsseg_bench.catalog.cards import load_card, resolve_config
-from zsseg_bench.catalog.splits import load_split
-from zsseg_bench.engine.loop import TrainContext, apply_updates
+from zsseg_bench.engine import loop as engine_loop  # its train_step looked up at call time: one step, patchable
 from zsseg_bench.engine.options import EngineOptions, autocast, prepare_method
 from zsseg_bench.errors import ZsbenchError
-from zsseg_bench.methods import IMPLEMENTATIONS, ClassSpace
+from zsseg_bench.runs.prepare import RunRequest, prepare_run, resolve_device
 
 __all__ = ["BenchSpec", "Variant", "parse_variants", "run_bench", "peak_tflops", "PEAKS"]
 
@@ -158,26 +157,24 @@ def _count_flops(fn) -> int:
 
 
 def _setup(spec: BenchSpec, variant: Variant, device: torch.device):
+    """The run prepared as training prepares it, without data: random class vectors, no init weights,
+    the engine options left to the variant; and a maker of random batches on the device."""
     from zsseg_bench.datasets import dataset_info
 
-    card = load_card(spec.method)
-    cfg = resolve_config(card, spec.dataset, spec.overrides)
-    if spec.backbone:
-        cfg.setdefault("backbone", {})["name"] = spec.backbone
-    cfg.setdefault("backbone", {}).pop("init", None)
-    split_name = spec.split or dataset_info(spec.dataset).default_split
-    if split_name is None:
-        raise ZsbenchError(f"dataset {spec.dataset!r} has no default split; pass --split")
-    split = load_split(split_name)
-    dim = spec.embed_dim or (32 if dataset_info(spec.dataset).synthetic else 600)
     gen = torch.Generator().manual_seed(spec.seed)
-    emb = torch.nn.functional.normalize(torch.randn(split.num_classes, dim, generator=gen), dim=1)
-    classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), emb, split.ignore_index,
-                         split.calibration_val).to(device)
-    torch.manual_seed(spec.seed)
-    method = IMPLEMENTATIONS.get(card.impl)(cfg, classes).to(device)
-    ctx = TrainContext(split=split, train_set=[], device=device, seed=spec.seed, cfg={**cfg, "engine": {}},
-                       train_indices=np.arange(0))
+    dim = spec.embed_dim or (32 if dataset_info(spec.dataset).synthetic else 600)
+
+    def random_embeddings(split) -> np.ndarray:
+        return torch.nn.functional.normalize(torch.randn(split.num_classes, dim, generator=gen), dim=1).numpy()
+
+    # Timing needs no weight file (backbone.init=null), and the variants set the engine (engine={}).
+    overrides = [*spec.overrides, *([f"backbone.name={spec.backbone}"] if spec.backbone else []),
+                 "backbone.init=null", "engine={}"]
+    run = prepare_run(RunRequest(method=spec.method, dataset=spec.dataset, split=spec.split, seed=spec.seed,
+                                 device=str(device), overrides=overrides),
+                      data=False, training=False, embeddings=random_embeddings)
+    ctx = run.context()
+    split = run.split
     raw_ids = np.array([split.classes.id_of(n) for n in split.eval_names])
 
     def make_batch(n: int, size: int, lut: torch.Tensor) -> dict:
@@ -189,13 +186,12 @@ def _setup(spec: BenchSpec, variant: Variant, device: torch.device):
             batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
         return batch
 
-    return cfg, split, method, ctx, make_batch
+    return run.method, ctx, make_batch
 
 
 def run_bench(spec: BenchSpec) -> dict:
     """Measure every variant; returns {"spec": ..., "device_name": ..., "results": [row per variant]}."""
     from zsseg_bench.runs.records import environment
-    from zsseg_bench.runs.train import resolve_device
 
     device = resolve_device(spec.device)
     env = environment(str(device))
@@ -224,7 +220,7 @@ def _bench_variant(spec: BenchSpec, variant: Variant, device: torch.device, devi
 
 def _measure_variant(spec: BenchSpec, variant: Variant, opts: EngineOptions, device: torch.device,
                      device_name: str) -> dict:
-    cfg, split, method, ctx, make_batch = _setup(spec, variant, device)
+    method, ctx, make_batch = _setup(spec, variant, device)
     stage = method.stages()[0]
     batch = make_batch(spec.batch, spec.crop, ctx.train_lut) if spec.train else None
     eval_batch = spec.eval_batch or spec.batch
@@ -232,13 +228,11 @@ def _measure_variant(spec: BenchSpec, variant: Variant, opts: EngineOptions, dev
     size = (spec.eval_size, spec.eval_size)
 
     def train_step(optimizers):
-        method.train()
-        with autocast(device, opts.precision):
-            losses = method.training_step(batch, stage, 0)
-        apply_updates(losses, stage, optimizers)
-        for _, sched in optimizers.values():
-            if sched is not None:
-                sched.step()
+        try:
+            engine_loop.train_step(method, stage, batch, 0, optimizers, device, opts.precision)
+        except engine_loop.NonFiniteLoss as bad:
+            raise ZsbenchError(f"bench {spec.method} {variant.name}: {bad} in a training step (training would stop "
+                               f"there); check the --set values") from None
 
     def features_step():
         # Forward and backward of the feature extractor alone (a sum of its outputs as the loss).

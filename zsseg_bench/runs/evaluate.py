@@ -18,13 +18,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from zsseg_bench.catalog.cards import load_card, resolve_config
-from zsseg_bench.engine.loop import Reporter, TrainContext
-from zsseg_bench.engine.options import EngineOptions
+from zsseg_bench.catalog.cards import load_card
+from zsseg_bench.engine.loop import Reporter
 from zsseg_bench.errors import ZsbenchError
-from zsseg_bench.methods import IMPLEMENTATIONS, ClassSpace
+from zsseg_bench.methods import IMPLEMENTATIONS
 from zsseg_bench.methods.cagnet.official import (
     checkpoint_facts,
     is_cagnet_impl,
@@ -32,16 +29,9 @@ from zsseg_bench.methods.cagnet.official import (
     read_official_checkpoint,
 )
 from zsseg_bench.runs.predictions import store_predictions
+from zsseg_bench.runs.prepare import RunRequest, prepare_run
 from zsseg_bench.runs.records import RunRecord, make_run_id, marking_failure, utcnow
-from zsseg_bench.runs.train import (
-    RunRequest,
-    build_method,
-    initial_run_info,
-    prepare_data,
-    resolve_device,
-    split_for,
-    write_scores,
-)
+from zsseg_bench.runs.train import initial_run_info, write_scores
 
 __all__ = ["EvalRequest", "evaluate_checkpoint"]
 
@@ -63,56 +53,48 @@ def evaluate_checkpoint(req: EvalRequest, reporter: Reporter | None = None) -> P
     """Evaluate an official CaGNet checkpoint under `req.method`'s card; return the run folder."""
     reporter = reporter or Reporter()
     card = load_card(req.method)
-    impl = IMPLEMENTATIONS.get(card.impl)
-    if not is_cagnet_impl(impl):
+    if not is_cagnet_impl(IMPLEMENTATIONS.get(card.impl)):
         raise ZsbenchError(f"--method {req.method}: card {card.path.name} has impl {card.impl!r}, not CaGNet; "
                            f"official CaGNet checkpoints load into cagnet-pi (or cagnet-pa, cagnet-pi+st)")
-    cfg = resolve_config(card, req.dataset, req.overrides)
-    split = split_for(RunRequest(method=req.method, dataset=req.dataset, split=req.split))
-    device = resolve_device(req.device)
-    run_req = RunRequest(method=req.method, dataset=req.dataset, split=split.name, data_root=req.data_root)
-    data_cfg, data_root, train_set, test_set, embeddings = prepare_data(run_req, cfg, split)
-    classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), torch.from_numpy(embeddings),
-                         split.ignore_index, split.calibration_val)
-    state, iteration = read_official_checkpoint(req.checkpoint)
-    torch.manual_seed(0)
-    method = build_method(impl, card, cfg, classes)
-    report = load_official_state(method, state, req.checkpoint, split)
-    del state
-    method.to(device)
-    facts = checkpoint_facts(req.checkpoint, iteration, report)
-    reporter.message(f"loaded {report['loaded']} tensors from {Path(req.checkpoint).name} (iteration {iteration}); "
-                     f"dropped {', '.join(report['dropped']) or 'nothing'}; Em_all: {report['em_all']}"
-                     + (f" (max |diff| {report['em_all_max_abs_diff']:.3g})"
-                        if report.get("em_all_max_abs_diff") is not None else ""))
-    if report["em_all"].startswith(("differs", "shape")):
-        reporter.message("warning: the official code overrides the embedding pickles with the file's Em_all; "
-                         "evaluation does not use embeddings, but training from this file would")
-
-    options = EngineOptions.from_cfg(cfg)
-    run_id = make_run_id(card.name, split.name, 0)
-    record = RunRecord.create(req.out, run_id)
+    run = prepare_run(RunRequest(method=req.method, dataset=req.dataset, split=req.split, seed=0, device=req.device,
+                                 data_root=req.data_root, overrides=list(req.overrides)), training=False)
+    facts = _load_official(run.method, req.checkpoint, run.split, reporter)
+    cfg, split, test_set = run.cfg, run.split, run.data.test
+    record = RunRecord.create(req.out, make_run_id(card.name, split.name, 0))
     started = time.time()
     eval_mode = cfg.get("eval", {}).get("mode", "full")
     record.write_json("run.json", {
-        **initial_run_info(req, card, split, run_name=record.path.name, seed=0, train_set=train_set,
-                           test_set=test_set, data_root=data_root, data_cfg=data_cfg, n_train_used=0, device=device,
-                           flags=method.protocol_flags(), options=options, processes=1),
+        **initial_run_info(req, card, split, run_name=record.path.name, seed=0, data=run.data, n_train_used=0,
+                           device=run.device, flags=run.flags, options=run.options, processes=1),
         "evaluated_from": facts, "training": None,
     })
     record.write_yaml("config.yaml", {"method": card.name, "dataset": req.dataset, "split": split.name, "seed": 0,
-                                      "device": str(device), "checkpoint": facts["checkpoint"], "config": cfg})
-    ctx = TrainContext(split=split, train_set=train_set, device=device, seed=0, cfg=cfg, reporter=reporter,
-                       log_path=None, run_id=record.path.name)
-    restore_switches = options.apply_global(device)
+                                      "device": str(run.device), "checkpoint": facts["checkpoint"], "config": cfg})
+    ctx = run.context(reporter=reporter, log_path=None, run_id=record.path.name)
+    restore_switches = run.options.apply_global(run.device)
     try:
         with marking_failure(record, started):
-            confusion = ctx.confusion(method, test_set, ctx.eval_lut, split.num_classes)
+            confusion = ctx.confusion(run.method, test_set, ctx.eval_lut, split.num_classes)
             rule = write_scores(record, confusion, split, cfg, len(test_set))
-            store_predictions(record, method, ctx, test_set, split)
+            store_predictions(record, run.method, ctx, test_set, split)
             record.update_run(status="ok", end=utcnow(), wall_time_s=round(time.time() - started, 2),
                               scoring={"absent": rule.absent, "eval_mode": eval_mode})
     finally:
         ctx.close()
         restore_switches()
     return record.path
+
+
+def _load_official(method, checkpoint: str, split, reporter: Reporter) -> dict:
+    """Load the official file into `method` strictly; return what run.json records of it."""
+    state, iteration = read_official_checkpoint(checkpoint)
+    report = load_official_state(method, state, checkpoint, split)
+    del state
+    reporter.message(f"loaded {report['loaded']} tensors from {Path(checkpoint).name} (iteration {iteration}); "
+                     f"dropped {', '.join(report['dropped']) or 'nothing'}; Em_all: {report['em_all']}"
+                     + (f" (max |diff| {report['em_all_max_abs_diff']:.3g})"
+                        if report.get("em_all_max_abs_diff") is not None else ""))
+    if report["em_all"].startswith(("differs", "shape")):
+        reporter.message("warning: the official code overrides the embedding pickles with the file's Em_all; "
+                         "evaluation does not use embeddings, but training from this file would")
+    return checkpoint_facts(checkpoint, iteration, report)

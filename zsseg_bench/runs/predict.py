@@ -1,9 +1,11 @@
 """Segment any image with a trained run (`zsbench predict`).
 
 A run folder holds everything needed: run.json (method, dataset, split), and ckpt/final.pt
-(weights and the fully resolved config). The method is rebuilt from the checkpoint's
-implementation and config, with the split's classes (seen and unseen) and their embeddings,
-and its weights are loaded strictly.
+(weights and the fully resolved config). The run is prepared again as training prepared it
+(prepare.py), from the checkpoint's implementation and config, with the split's classes (seen
+and unseen) and their embeddings but no datasets; the weights are loaded strictly. The
+config's engine options apply as in training and evaluation (e.g. `engine.precision: bf16`
+predicts under bf16 autocast).
 
 Input images may have any size and any mode Pillow reads: grayscale is repeated over three
 channels, transparency is composited over white (as a viewer shows it), 16-bit and float
@@ -39,7 +41,7 @@ class TrainedRun:
     method: object
     cfg: dict
     device: object
-    ctx: object  # a TrainContext used for its input normalisation only
+    ctx: object  # the run context, for its input normalisation and engine options
 
     @property
     def dataset(self) -> str:
@@ -58,7 +60,7 @@ class TrainedRun:
         import torch
         import torch.nn.functional as F
 
-        from zsseg_bench.engine.loop import autocast
+        from zsseg_bench.engine.options import autocast
 
         size = self.default_input_size() if input_size is None else int(input_size)
         h, w = image.shape[:2]
@@ -74,7 +76,7 @@ class TrainedRun:
         batch = {"image": x, "label": torch.full((1, *target), self.split.ignore_index, dtype=torch.long),
                  "index": [0], "name": ["input"]}
         b = self.ctx.to_device(batch, self.ctx.eval_lut)
-        with torch.no_grad(), autocast(self.device, self.cfg.get("precision", "fp32")):
+        with torch.no_grad(), autocast(self.device, self.ctx.options.precision):
             scores = self.method.predict(b["image"], target)
         scores = scores.float()
         if tuple(scores.shape[-2:]) != (h, w):
@@ -85,16 +87,10 @@ class TrainedRun:
 
 def load_trained(run_dir, device: str = "cpu") -> TrainedRun:
     """Rebuild the trained method of a run folder from its checkpoint."""
-    import torch
-
     from zsseg_bench.catalog.splits import load_split
-    from zsseg_bench.datasets import build_dataset
-    from zsseg_bench.embeddings.base import split_embeddings
     from zsseg_bench.engine.checkpoint_format import load_checkpoint, load_state_strict
-    from zsseg_bench.engine.loop import TrainContext
-    from zsseg_bench.methods import IMPLEMENTATIONS, ClassSpace
+    from zsseg_bench.runs.prepare import RunRequest, prepare_run
     from zsseg_bench.runs.records import load_record
-    from zsseg_bench.runs.train import resolve_device
 
     run_dir = Path(run_dir)
     if not (run_dir / "run.json").is_file():
@@ -105,24 +101,15 @@ def load_trained(run_dir, device: str = "cpu") -> TrainedRun:
         why = f"the run's status is {run.get('status')!r}" if run.get("status") != "ok" else \
             "it was run with save_weights: false or the weights were not copied with the run folder"
         raise ZsbenchError(f"{ckpt}: no trained weights ({why}); re-run the method with 'zsbench run'")
-    split = load_split(run["split"]["name"])
-    payload = load_checkpoint(ckpt, method_name=run["method"], split=split)
-    cfg = payload["config"]
-    dev = resolve_device(device)
-    embedding_cfg = cfg.get("embeddings") or {}
-    dataset = None
-    if embedding_cfg.get("provider", "dataset") == "dataset":  # the synthetic benchmark's own vectors
-        options = dict(run["dataset"].get("options") or {})
-        dataset = build_dataset(run["dataset"]["name"], "test", run["dataset"].get("root"), options)
-    embeddings = split_embeddings(split, dataset, embedding_cfg)
-    classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), torch.from_numpy(embeddings),
-                         split.ignore_index, split.calibration_val).to(dev)
-    method = IMPLEMENTATIONS.get(payload["impl"])(cfg, classes)
-    load_state_strict(method, payload["state_dict"], str(ckpt))
-    method.to(dev).eval()
-    ctx = TrainContext(split=split, train_set=None, device=dev, seed=int(run.get("seed", 0)), cfg=cfg,
-                       train_indices=np.arange(0))
-    return TrainedRun(path=run_dir, run=run, split=split, method=method, cfg=cfg, device=dev, ctx=ctx)
+    payload = load_checkpoint(ckpt, method_name=run["method"], split=load_split(run["split"]["name"]))
+    request = RunRequest(method=run["method"], dataset=run["dataset"]["name"], split=run["split"]["name"],
+                         seed=int(run.get("seed", 0)), device=device, data_root=run["dataset"].get("root"),
+                         config=payload["config"])
+    prepared = prepare_run(request, data=False, training=False, impl=payload["impl"])
+    load_state_strict(prepared.method, payload["state_dict"], str(ckpt))
+    prepared.method.eval()
+    return TrainedRun(path=run_dir, run=run, split=prepared.split, method=prepared.method, cfg=prepared.cfg,
+                      device=prepared.device, ctx=prepared.context())
 
 
 def read_image(path) -> np.ndarray:

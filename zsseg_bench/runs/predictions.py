@@ -78,7 +78,7 @@ def _file_name(name: str, used: set) -> str:
 @torch.no_grad()
 def store_predictions(record, method, ctx, dataset, split) -> dict | None:
     """Predict the chosen test images and write them into the run folder; returns the index."""
-    from zsseg_bench.engine.loop import autocast
+    from zsseg_bench.engine.options import autocast
 
     count = int(ctx.cfg.get("eval", {}).get("keep_predictions", DEFAULT_COUNT))
     if count <= 0:

@@ -20,7 +20,8 @@ from zsseg_bench.catalog.cards import load_card, resolve_config
 from zsseg_bench.catalog.splits import load_class_list, load_split
 from zsseg_bench.cli import app
 from zsseg_bench.datasets import build_dataset
-from zsseg_bench.engine.loop import TrainContext, evaluate_confusion
+from zsseg_bench.engine.context import RunContext
+from zsseg_bench.engine.evaluate import evaluate_confusion
 from zsseg_bench.engine.weights import file_sha256
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods import IMPLEMENTATIONS, ClassSpace
@@ -162,7 +163,7 @@ def test_zsbench_eval_writes_a_record_whose_confusion_equals_our_model(trees, tm
     confusion = np.load(run_dir / "confusion.npy")
     # our original model, evaluated directly with the same settings
     test_set = build_dataset(dataset, "test", str(root / dataset), {"classes": split.classes.name})
-    ctx = TrainContext(split=split, train_set=test_set, device=torch.device("cpu"), seed=0, cfg=cfg)
+    ctx = RunContext(split=split, train_set=test_set, device=torch.device("cpu"), seed=0, cfg=cfg)
     direct = evaluate_confusion(ours, ctx, test_set, ctx.eval_lut, split.num_classes)
     assert confusion.shape == (split.num_classes,) * 2 and confusion.sum() > 0
     assert np.array_equal(confusion, direct)

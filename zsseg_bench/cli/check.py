@@ -1,0 +1,33 @@
+"""`zsbench check`: compare runs with their published rows; exit 1 beyond tolerance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from zsseg_bench.cli.app import command, console
+
+
+@command("check", epilog="Examples:\n\n  zsbench check results/runs/<batch>/<run>\n\n"
+                          "  zsbench check results/runs/<batch> --source cagnetv2-readme --tolerance 0.02")
+def check(
+    runs: List[Path] = typer.Argument(..., help="Run folders, or folders containing them."),
+    source: Optional[str] = typer.Option(None, "--source", help="Published source (default: by priority)."),
+    tolerance: float = typer.Option(0.01, "--tolerance", help="Allowed |actual - expected| (fractions)."),
+):
+    """Compare runs with their published rows; exit 1 on any deviation beyond tolerance."""
+    from zsseg_bench.report.check import check_runs
+    from zsseg_bench.report.tables import DELTA, format_value, rich_table
+
+    frame = check_runs(runs, source, tolerance)
+    shown = frame.assign(**{c: frame[c].map(format_value) for c in ("expected", "actual", "tolerance")},
+                         delta=frame["delta"].map(lambda v: format_value(v, DELTA)),
+                         **{"pass": frame["pass"].map(lambda p: "[green]pass" if p else "[red]FAIL")})
+    console.print(rich_table(shown))
+    failed = int((~frame["pass"]).sum())
+    if failed:
+        console.print(f"[red]{failed} of {len(frame)} metrics deviate beyond tolerance {tolerance}")
+        raise typer.Exit(1)
+    console.print(f"[green]all {len(frame)} metrics within tolerance {tolerance}")

@@ -1,0 +1,101 @@
+"""`zsbench run`: train and evaluate methods, one run record each, then the comparison table and report."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from zsseg_bench.cli.app import command, console
+from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.paths import default_runs_dir
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ZsbenchError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+
+
+@command("run", epilog="Examples:\n\n  zsbench run\n\n  zsbench run spnet spnet-c --seeds 0,1,2\n\n"
+                        "  zsbench run spnet --set train.iterations=200 --out /tmp/runs\n\n"
+                        "  zsbench run spnet --dataset voc12 --data-root ~/data/VOC2012 --device cuda "
+                        "--init deeplabv2_resnet101_init.pth --set backbone.init_parts=body\n\n"
+                        "  zsbench run spnet --dataset voc12 --device cuda --gpus 4\n\n"
+                        "  zsbench run --resume results/runs/<batch>/<run>")
+def run(
+    methods: List[str] = typer.Argument(None, help="Method names (default: every method of the comparison)."),
+    dataset: str = typer.Option("synthetic", "--dataset", "-d", help="synthetic, voc12, context, cocostuff, ..."),
+    split: Optional[str] = typer.Option(None, "--split", "-s", help="Split name or file (default: the dataset's)."),
+    seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto (default cpu; "
+                                         "with --resume, the interrupted run's)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Where run folders go (default ./results/runs)."),
+    data_root: Optional[str] = typer.Option(None, "--data-root", help="Root folder of a real dataset."),
+    overrides: List[str] = typer.Option(None, "--set", help="Config override key=value (repeatable)."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write <batch>/report/ (zsbench report)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Backbone weights: an official DeepLab/SPNet/CaGNet "
+                                       "file, a torchvision ResNet-101 or a zsseg-bench checkpoint."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted or failed run folder "
+                                          "from its last checkpoint (into a new run folder)."),
+    gpus: int = typer.Option(1, "--gpus", help="Train and evaluate in N processes (torchrun; DDP-style)."),
+):
+    """Train and evaluate methods; write one run record each and print the comparison table."""
+    from zsseg_bench.cli.launch import relaunch_with_torchrun
+    from zsseg_bench.engine.distributed import launched_world_size
+
+    if gpus > 1 and launched_world_size() == 1:
+        raise typer.Exit(relaunch_with_torchrun(gpus))
+    if resume is not None and (methods or init):
+        raise ZsbenchError("--resume continues one run as it was configured; drop the method names and --init")
+    trained = _train(methods, dataset, split, seeds, device, out or default_runs_dir(), data_root,
+                     list(overrides or []), init, resume)
+    if trained is not None:  # only the main process reports
+        _show(*trained, report)
+
+
+def _train(methods, dataset, split, seeds, device, out, data_root, overrides, init, resume
+           ) -> tuple[Path, list[Path]] | None:
+    """Runs the comparison (or resumes one run); returns the batch folder and the paths the table covers,
+    or None in the processes other than the main one."""
+    from zsseg_bench.cli.launch import distributed_session, recorded_command
+    from zsseg_bench.cli.progress import RichReporter
+    from zsseg_bench.engine.distributed import is_main
+    from zsseg_bench.engine.loop import Reporter
+    from zsseg_bench.runs.train import default_methods, resume_request, run_comparison, run_one
+
+    recorded = recorded_command()
+    names = list(methods) if methods else default_methods()
+    with distributed_session(device or "cpu") as dev:
+        main = is_main()
+        try:
+            with (RichReporter(console) if main else contextlib.nullcontext(Reporter())) as reporter:
+                if resume is not None:
+                    run_one(resume_request(resume, dev if device else None, data_root, overrides, recorded), reporter)
+                    batch, paths = resume.parent, [resume.parent]  # the table covers every finished run of the batch
+                else:
+                    batch, paths = run_comparison(names, dataset, split, _seeds(seeds), dev, data_root, overrides,
+                                                  out, reporter, recorded, init=init)
+        except KeyboardInterrupt:
+            raise ZsbenchError("interrupted (Ctrl-C); the current run is marked 'interrupted' in its run.json; "
+                               "continue it with zsbench run --resume RUN_DIR", exit_code=130) from None
+    return (batch, paths) if main else None
+
+
+def _show(batch: Path, paths: list[Path], report: bool) -> None:
+    """The batch's comparison table (printed and written) and, with `report`, its report folder."""
+    from zsseg_bench.report.tables import print_comparison, runs_frame, summarize, write_tables
+
+    summary = summarize(runs_frame(paths))
+    written = write_tables(summary, batch / "comparison")
+    print_comparison(console, summary)
+    console.print(f"run records: [bold]{batch}[/]")
+    console.print(f"table: {written[0]}")
+    if report:
+        from zsseg_bench.report.build import make_report
+
+        made = make_report([batch], batch / "report", command=f"zsbench report {batch} -o {batch / 'report'}")
+        console.print(f"report: [bold]{made}[/]")

@@ -1,0 +1,57 @@
+"""`zsbench table`: one table from run records, optionally beside the published numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from zsseg_bench.cli.app import command, console
+from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.metrics.scores import METRIC_NAMES
+
+
+@command("table", epilog="Examples:\n\n  zsbench table results/runs/<batch>\n\n"
+                          "  zsbench table results/runs/* --published --out results/tables/synthetic\n\n"
+                          "  zsbench table results/runs/<batch> --published --against voc12")
+def table(
+    runs: List[Path] = typer.Argument(..., help="Run folders, or folders containing them."),
+    published: bool = typer.Option(False, "--published", help="Add published values and deltas."),
+    source: Optional[str] = typer.Option(None, "--source", help="Published source (default: by priority)."),
+    against: Optional[str] = typer.Option(None, "--against", help="With --published: show DATASET[/SPLIT]'s "
+                                          "published rows instead of the runs' own (e.g. voc12 beside synthetic)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write OUT.md, .csv, .tex, .parquet."),
+    metrics: str = typer.Option(",".join(METRIC_NAMES), "--metrics", help="Comma-separated metric columns."),
+):
+    """One table from run records: mean ± std over seeds, optionally beside the published numbers."""
+    from zsseg_bench.report.tables import add_published, print_comparison, runs_frame, summarize, write_tables
+
+    chosen = [m.strip() for m in metrics.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in METRIC_NAMES]
+    if unknown:
+        raise ZsbenchError(f"--metrics: unknown {unknown}; choose from {', '.join(METRIC_NAMES)}")
+    summary = summarize(runs_frame(runs))
+    if summary.empty:
+        raise ZsbenchError("no finished (status ok) runs under the given folders")
+    if against and not published:
+        raise ZsbenchError("--against only makes sense with --published")
+    if published:
+        summary = add_published(summary, source, _against(against) if against else None)
+    print_comparison(console, summary, chosen)
+    if out:
+        for p in write_tables(summary, out, chosen):
+            console.print(f"wrote {p}")
+
+
+def _against(against: str) -> tuple[str, str]:
+    """DATASET[/SPLIT] -> (dataset, split), the dataset's default split when none is named."""
+    from zsseg_bench.datasets import default_split
+
+    ds, _, sp = against.partition("/")
+    sp = sp or default_split(ds)
+    if not sp:
+        raise ZsbenchError(f"--against {against!r}: name the split too, e.g. {ds}/<split>")
+    console.print(f"[yellow]published rows of {ds}/{sp} shown for orientation: a different dataset, "
+                  f"not comparable, not a check")
+    return ds, sp
