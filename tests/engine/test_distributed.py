@@ -13,13 +13,14 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from tests.helpers.configs import card_config
 
 from zsseg_bench.catalog.splits import load_split
 from zsseg_bench.engine.loop import TrainContext, evaluate_confusion
 from zsseg_bench.methods import IMPLEMENTATIONS, ClassSpace
 
-CFG = {"backbone": {"name": "small-cnn", "width": 8}, "train": {"iterations": 4, "lr": 0.01},
-       "data": {"batch_size": 4}, "eval": {"batch_size": 3}}
+CFG = card_config("spnet", backbone={"width": 8}, train={"iterations": 4, "lr": 0.01}, data={"batch_size": 4},
+                  eval={"batch_size": 3})
 
 
 def _setup():
@@ -29,7 +30,7 @@ def _setup():
     split = load_split("synthetic-9-3")
     train = SyntheticSegmentation("train", count=16, size=24)
     test = SyntheticSegmentation("test", count=11, size=24)  # 11 images: uneven shards (6 + 5)
-    emb = split_embeddings(split, train, None)
+    emb = split_embeddings(split, train, CFG["embeddings"])
     classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), torch.from_numpy(emb))
     ctx = TrainContext(split=split, train_set=train, device=torch.device("cpu"), seed=0, cfg=CFG)
     torch.manual_seed(0)

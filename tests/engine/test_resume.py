@@ -110,7 +110,7 @@ def setting():
 
     split = load_split("synthetic-9-3")
     data = SyntheticSegmentation("train", count=24, size=16)
-    emb = split_embeddings(split, data, None)
+    emb = split_embeddings(split, data, {"provider": "dataset"})
     classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), torch.from_numpy(emb))
     return split, data, classes
 

@@ -13,6 +13,9 @@ Builders are registered by name: ``DATASETS.get(name)(part, root, cfg) -> SegDat
 ``classes`` (the split's class list) so that a dataset with several label spaces (Pascal-Context)
 yields the ids of the right one. Real datasets live in one module per family (voc.py, ...) on
 top of files.py.
+
+Each builder declares the keys of its ``dataset`` section (a `DatasetOptions` subclass, attached
+with `declare_options`); `build_dataset` checks the section against them and fills the defaults.
 """
 
 from __future__ import annotations
@@ -22,9 +25,18 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
+from zsseg_bench.catalog.schema import Section
 from zsseg_bench.registry import Registry
 
-__all__ = ["SegDataset", "DATASETS", "DatasetBuilder"]
+__all__ = ["SegDataset", "DATASETS", "DatasetBuilder", "DatasetOptions"]
+
+
+class DatasetOptions(Section):
+    """The keys every dataset takes: `root` (its folder, when --data-root does not give it) and
+    `classes` (the label space; the runner sets it from the split)."""
+
+    root: str | None = None
+    classes: str | None = None
 
 
 class SegDataset(torch.utils.data.Dataset):

@@ -19,7 +19,6 @@ With several processes (distributed.py) every rank trains and evaluates; only ra
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 import os
@@ -34,6 +33,7 @@ import torch
 
 from zsseg_bench.catalog.cards import Card, apply_overrides, list_cards, load_card, resolve_config
 from zsseg_bench.catalog.splits import Split, load_split
+from zsseg_bench.catalog.validate import validate_config
 from zsseg_bench.catalog.yamlio import YAMLError, load_yaml
 from zsseg_bench.datasets import build_dataset
 from zsseg_bench.datasets.presence import class_presence
@@ -209,6 +209,7 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
         cfg = apply_overrides(copy.deepcopy(req.config), req.resume_overrides)
     else:
         cfg = resolve_config(card, req.dataset, req.overrides)
+    cfg = validate_config(card, cfg, req.dataset)
     if req.init:
         cfg = _with_init(cfg, req.init)
     options = EngineOptions.from_cfg(cfg)
@@ -319,7 +320,7 @@ def initial_run_info(req, card: Card, split: Split, *, run_name: str, seed: int,
                   "classes": split.classes.name, "train_policy": split.train_policy, "background": split.background},
         "seed": seed, "overrides": list(req.overrides), "environment": environment(str(device)),
         "protocol_flags": flags,
-        "engine": {**dataclasses.asdict(options), "processes": processes},
+        "engine": {**options.model_dump(), "processes": processes},
     }
 
 
@@ -378,7 +379,7 @@ def run_comparison(methods: list[str], dataset: str = "synthetic", split: str | 
     for m in methods:  # fail fast, before any folder exists
         card = load_card(m)
         IMPLEMENTATIONS.get(card.impl)
-        cfg = resolve_config(card, dataset, overrides)
+        cfg = validate_config(card, resolve_config(card, dataset, overrides), dataset)
         prepare_data(RunRequest(method=m, dataset=dataset, split=split, data_root=data_root), cfg, split_obj)
     split_name = split_obj.name
     resolve_device(device)
