@@ -8,6 +8,7 @@ import inspect
 import json
 
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -79,6 +80,15 @@ def test_added_key_is_accepted_and_recorded(tmp_path):
     assert "+train.note=x" in json.loads((run / "run.json").read_text())["overrides"]
     # the recorded config is valid as it stands (resuming and predicting read it back)
     assert validate_config(load_card("spnet"), cfg, "synthetic") == cfg
+    from zsseg_bench.runs.predict import load_trained
+
+    assert load_trained(run).method.cfg["train"]["note"] == "x"
+    ckpt = run / "ckpt" / "final.pt"
+    payload = torch.load(ckpt, weights_only=False)
+    payload["config"]["train"]["iteratons"] = 3  # a stored config that no longer fits the schema
+    torch.save(payload, ckpt)
+    with pytest.raises(ZsbenchError, match="train.iteratons: unknown key"):
+        load_trained(run)
 
 
 def test_added_keys_are_listed_by_apply_overrides():
