@@ -40,7 +40,7 @@ BAD = [
     ("cagnet-pi", "finetune.interval=[1]", "finetune.interval: [1] is not an integer; cagnet-pi's finetune keys:"),
     ("spnet", "eval.mode=bogus", "eval.mode: 'bogus' is not one of 'full' or 'feature'; spnet's eval keys: absent,"),
     ("spnet", "eval.absent=bogus", "eval.absent: 'bogus' is not one of 'nan' or 'zero'; spnet's eval keys:"),
-    ("spnet", "backbone.width=-4", "backbone.width: -4 must be >= 1; spnet's backbone keys: dilations, head_dilations,"),
+    ("spnet", "backbone.width=-4", "backbone.width: -4 must be >= 1; spnet's backbone keys: dilations, head_"),
     ("spnet", "dataset.size=1000", "dataset.size: 1000 must be <= 128; synthetic's dataset keys: classes, embed_dim,"),
     ("spnet", "backbone.msc=true", "backbone.msc: unknown key; spnet's backbone keys: dilations,"),  # small-cnn's
     ("spnet", "embeddings.halves=unit", "embeddings.halves: unknown key; spnet's embeddings keys: normalize, provider"),
@@ -54,6 +54,7 @@ BAD = [
      "self_training.retrain.step1.iterations: unknown key (did you mean 'train.iterations' or"),
     ("spnet+st", "self_training.style=both", "self_training.style: 'both' is not one of 'online' or 'offline'"),
     ("spnet", "+train.lr=0.5", "--set +train.lr: spnet has the key 'train.lr' already; set it without '+'"),
+    ("spnet", "+backbone.note=x", "--set +backbone.note: keys cannot be added to 'backbone'"),
     ("spnet", "engine.precison=bf16", "engine.precison: unknown key (did you mean 'precision'?)"),
 ]
 

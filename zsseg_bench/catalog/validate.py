@@ -28,6 +28,10 @@ from zsseg_bench.paths import methods_dir
 
 __all__ = ["validate_config", "validate_all", "validate_paths"]
 
+# Sections that their component (backbone builder, embedding provider, engine, dataset builder)
+# checks again on its own: a key added there with --set + would be refused by it.
+_CHECKED_BY_COMPONENTS = ("backbone", "embeddings", "engine", "dataset")
+
 
 def _shown(path: Path) -> str:
     """A card's path as the user knows it (methods/<family>/<name>.yaml)."""
@@ -54,6 +58,9 @@ def validate_config(card: Card, cfg: dict, dataset: str, where: str = "") -> dic
         section, _ = section_at(schema, cfg, parts[:-1])
         if section is not None and parts[-1] in section.model_fields:
             raise ZsbenchError(f"{where}: --set +{key}: {card.name} has the key {key!r} already; set it without '+'")
+        if len(parts) > 1 and parts[0] in _CHECKED_BY_COMPONENTS:
+            raise ZsbenchError(f"{where}: --set +{key}: keys cannot be added to '{parts[0]}', whose keys are "
+                               f"fixed by what reads it; add it elsewhere (e.g. +notes.{parts[-1]})")
     out = impl.check_config(cfg, where=where, owner=card.name)
     checked(dataset_options(dataset), cfg.get("dataset"), where=where, owner=dataset, prefix=("dataset",))
     return out

@@ -40,7 +40,8 @@ from typing import Annotated, Any, Literal
 import torch
 from pydantic import Field
 
-from zsseg_bench.catalog.schema import PositiveInt, Section
+from zsseg_bench.catalog.cards import deep_merge
+from zsseg_bench.catalog.schema import PositiveInt, Section, checked
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods.base import IMPLEMENTATIONS, Method, Stage
 
@@ -167,9 +168,7 @@ class SelfTrainingMixin:
 
     @classmethod
     def _checked_retrain(cls, base_cfg: dict, patch: dict, *, where: str = "", owner: str = "") -> dict:
-        from zsseg_bench.catalog.cards import deep_merge
-        from zsseg_bench.catalog.schema import checked
-
+        """The config of the repeated stages: the base config with the patch, checked as a base config."""
         schema = super().config_schema()
         return checked(schema, deep_merge(base_cfg, patch), where=where or f"{cls.impl} config",
                        owner=owner or cls.impl, prefix=("self_training", "retrain"))
