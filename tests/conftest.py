@@ -9,6 +9,7 @@ import torch
 
 from tests.helpers.settings import SHARED, TINY
 
+
 @pytest.fixture
 def tiny():
     return list(TINY)

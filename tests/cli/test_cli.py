@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from tests.metrics.test_metrics import EXPECTED, HAND
 from typer.testing import CliRunner
 
+from tests.metrics.test_metrics import EXPECTED, HAND
 from zsseg_bench.cli import app
 from zsseg_bench.metrics.scores import METRIC_NAMES
 
@@ -89,8 +89,13 @@ def test_score_hand_matrix_each_convention(tmp_path, hand_split, absent, backgro
     (["run", "spnte"], "unknown method 'spnte' (did you mean 'spnet'"),
     (["run", "spnet", "--split", "voc12-15-5"], "is for dataset 'voc12', not 'synthetic'"),
     (["run", "spnet", "--set", "train.lr"], "expected key=value"),
-    (["run", "spnet", "--set", "train.iterations=ten"], "the configuration of spnet cannot be used"),
-    (["run", "cagnet-pi", "--set", "finetune.interval=[1]"], "the configuration of cagnet-pi cannot be used"),
+    (["run", "spnet", "--set", "train.iterations=ten"], "spnet.yaml: train.iterations: 'ten' is not an integer; "),
+    (["run", "cagnet-pi", "--set", "finetune.interval=[1]"], "cagnet-pi.yaml: finetune.interval: [1] is not an "),
+    (["run", "spnet", "--set", "train.iteratons=10"], "train.iteratons: unknown key (did you mean 'iterations'?); "
+                                                      "spnet's train keys: batch_size, head_lr_mult, iterations"),
+    (["run", "cagnet-pi", "--set", "train.iterations=20"], "train.iterations: unknown key (did you mean "
+                                                           "'step1.iterations' or 'finetune.iterations'?)"),
+    (["run", "spnet", "spnet-c", "--set", "log_every=0"], "spnet.yaml: log_every: 0 must be >= 1; spnet's keys:"),
     (["run", "spnet", "--device", "cuda"], "no CUDA device"),
     (["run", "spnet", "--seeds", "a,b"], "comma-separated integers"),
     (["score", "missing.npy", "--split", "synthetic-9-3"], "missing.npy: not a readable .npy file"),

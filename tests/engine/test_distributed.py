@@ -14,14 +14,15 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from tests.helpers.configs import card_config
 from zsseg_bench.catalog.splits import load_split
 from zsseg_bench.engine.context import RunContext
 from zsseg_bench.engine.evaluate import evaluate_confusion
 from zsseg_bench.methods import IMPLEMENTATIONS
 from zsseg_bench.runs.prepare import class_space
 
-CFG = {"backbone": {"name": "small-cnn", "width": 8}, "train": {"iterations": 4, "lr": 0.01},
-       "data": {"batch_size": 4}, "eval": {"batch_size": 3}}
+CFG = card_config("spnet", backbone={"width": 8}, train={"iterations": 4, "lr": 0.01}, data={"batch_size": 4},
+                  eval={"batch_size": 3})
 
 
 def _setup():
@@ -31,7 +32,7 @@ def _setup():
     split = load_split("synthetic-9-3")
     train = SyntheticSegmentation("train", count=16, size=24)
     test = SyntheticSegmentation("test", count=11, size=24)  # 11 images: uneven shards (6 + 5)
-    emb = split_embeddings(split, train, None)
+    emb = split_embeddings(split, train, CFG["embeddings"])
     classes = class_space(split, emb)
     ctx = RunContext(split=split, train_set=train, device=torch.device("cpu"), seed=0, cfg=CFG)
     torch.manual_seed(0)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
-from tests.helpers.settings import TINY
 
+from tests.helpers.settings import TINY
 from zsseg_bench.engine.context import RunContext
 from zsseg_bench.engine.loop import apply_updates
 from zsseg_bench.errors import ZsbenchError

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.helpers.interrupt import StopAt
 from torch import nn
 
+from tests.helpers.interrupt import StopAt
 from zsseg_bench.catalog.splits import load_split
 from zsseg_bench.datasets.synthetic import SyntheticSegmentation
 from zsseg_bench.engine.checkpoint_format import load_checkpoint
@@ -111,7 +111,7 @@ def setting():
 
     split = load_split("synthetic-9-3")
     data = SyntheticSegmentation("train", count=24, size=16)
-    emb = split_embeddings(split, data, None)
+    emb = split_embeddings(split, data, {"provider": "dataset"})
     classes = class_space(split, emb)
     return split, data, classes
 

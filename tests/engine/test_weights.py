@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.helpers.official_layout import cagnet_shapes, deeplab_shapes, make_state, torchvision_shapes
 
+from tests.helpers.official_layout import cagnet_shapes, deeplab_shapes, make_state, torchvision_shapes
 from zsseg_bench.engine.weights import load_backbone_state, load_backbone_weights, torchvision_to_deeplab
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods.common.backbones import build_backbone

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from tests.helpers.configs import card_config
 from zsseg_bench.engine.loop import StageCache
 from zsseg_bench.methods import ClassSpace
 from zsseg_bench.methods.zs3net import ZS3Net, class_prior, sample_groups
@@ -60,9 +61,9 @@ def _tiny_method(protocol="prior"):
     k = 6
     classes = ClassSpace(tuple(f"c{i}" for i in range(k)), torch.tensor([True, True, False, True, False, True]),
                          torch.nn.functional.normalize(torch.randn(k, 8), dim=1), IGNORE)
-    cfg = {"protocol": protocol, "feature_dim": 12, "backbone": {"name": "small-cnn", "width": 8},
-           "train": {"iterations": 1, "lr": 0.01}, "generator": {"iterations": 1, "hidden": 16, "samples": 8},
-           "classifier_stage": {"iterations": 1, "lr": 0.1}}
+    cfg = card_config("zs3net", protocol=protocol, feature_dim=12, backbone={"width": 8},
+                      train={"iterations": 1, "lr": 0.01}, generator={"iterations": 1, "hidden": 16, "samples": 8},
+                      classifier_stage={"iterations": 1, "lr": 0.1})
     return ZS3Net(cfg, classes), classes
 
 

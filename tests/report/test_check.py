@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tests.helpers.records import write_record
 from typer.testing import CliRunner
 
+from tests.helpers.records import write_record
 from zsseg_bench.catalog.published import lookup
 from zsseg_bench.cli import app
 from zsseg_bench.metrics.scores import METRIC_NAMES

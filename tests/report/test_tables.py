@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from tests.helpers.records import write_record
 
+from tests.helpers.records import write_record
 from zsseg_bench.metrics.scores import METRIC_NAMES
 from zsseg_bench.report.tables import add_published, format_summary, runs_frame, summarize, write_tables
 

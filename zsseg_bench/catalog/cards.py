@@ -6,6 +6,9 @@ level), and holds defaults for every dataset (`config`) plus per-dataset overrid
 
     --set key=value  >  card.datasets[ds]  >  card.config  >  base.datasets[ds]  >  base.config
 
+`--set +key=value` adds a key the schema does not have, on purpose: it is listed in the config's
+`added_keys`, which the schema check leaves alone (a plain `--set` of an unknown key is refused).
+
 Published numbers are not copied into cards: a card says under which method key its rows
 appear in `results/published/` (`published_as`), and which settings those rows need
 (`faithful`).
@@ -155,10 +158,12 @@ def deep_merge(a: dict, b: dict) -> dict:
 
 
 def parse_override(text: str) -> tuple[list[str], object]:
-    """'train.lr=0.01' -> (['train', 'lr'], 0.01); the value is read as YAML."""
+    """'train.lr=0.01' -> (['train', 'lr'], 0.01); the value is read as YAML. A leading '+' (an
+    added key) is not part of the key."""
     if "=" not in text:
         raise ZsbenchError(f"--set {text!r}: expected key=value, e.g. --set train.iterations=200")
     key, value = text.split("=", 1)
+    key = key[1:] if key.startswith("+") else key
     if not key or any(not part for part in key.split(".")):
         raise ZsbenchError(f"--set {text!r}: bad key {key!r}")
     try:
@@ -192,9 +197,12 @@ def resolve_config(card: Card, dataset: str, overrides: list[str] | tuple = (), 
 
 
 def apply_overrides(cfg: dict, overrides: list[str] | tuple = ()) -> dict:
-    """`--set key=value` overrides applied, in place, to a resolved config (returned)."""
+    """`--set key=value` overrides applied, in place, to a resolved config (returned); a `+key`
+    is also listed in `added_keys`."""
     for text in overrides:
         keys, value = parse_override(text)
+        if text.startswith("+") and ".".join(keys) not in cfg.setdefault("added_keys", []):
+            cfg["added_keys"].append(".".join(keys))
         node = cfg
         for k in keys[:-1]:
             if not isinstance(node.get(k), dict):

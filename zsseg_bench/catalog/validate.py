@@ -1,6 +1,9 @@
-"""`zsbench validate`: every split file, method card and published table, or the files given.
+"""Config validation: `validate_config` (a run's resolved config against its implementation's
+schema, before any run folder exists) and `zsbench validate` (every split file, method card and
+published table, or the files given).
 
-Each problem is one line naming the file and the field. Returns the list of problems.
+Each problem is one line naming the file and the field. `validate_all`/`validate_paths` return
+the list of problems.
 """
 
 from __future__ import annotations
@@ -9,48 +12,113 @@ from pathlib import Path
 
 import yaml
 
-from zsseg_bench.catalog.cards import card_paths, load_card, resolve_config
+from zsseg_bench.catalog.cards import (
+    ST_SUFFIX,
+    Card,
+    card_paths,
+    load_card,
+    load_st_defaults,
+    resolve_config,
+    st_defaults_path,
+)
+from zsseg_bench.catalog.schema import checked, section_at
 from zsseg_bench.catalog.splits import load_split, split_paths
 from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.paths import methods_dir
 
-__all__ = ["validate_all", "validate_paths"]
+__all__ = ["validate_config", "validate_all", "validate_paths"]
+
+# Sections that their component (backbone builder, embedding provider, engine, dataset builder)
+# checks again on its own: a key added there with --set + would be refused by it.
+_CHECKED_BY_COMPONENTS = ("backbone", "embeddings", "engine", "dataset")
+
+
+def _shown(path: Path) -> str:
+    """A card's path as the user knows it (methods/<family>/<name>.yaml)."""
+    try:
+        return str(Path(path).resolve().relative_to(methods_dir().resolve().parent))
+    except ValueError:
+        return str(path)
+
+
+def validate_config(card: Card, cfg: dict, dataset: str, where: str = "") -> dict:
+    """`cfg` (the card's resolved config on `dataset`) checked against the card's implementation
+    and the dataset's options, with the schema defaults filled in (the dataset section stays as
+    given: its builder fills its defaults). One ZsbenchError line, exit 2, otherwise."""
+    from zsseg_bench.datasets import dataset_options
+    from zsseg_bench.methods import IMPLEMENTATIONS
+
+    where = where or _shown(card.path)
+    impl = IMPLEMENTATIONS.get(card.impl)
+    schema = impl.config_schema()
+    if schema is None:
+        raise ZsbenchError(f"{where}: implementation {card.impl!r} declares no config schema (Method.Config)")
+    for key in cfg.get("added_keys") or []:
+        parts = str(key).split(".")
+        section, _ = section_at(schema, cfg, parts[:-1])
+        if section is not None and parts[-1] in section.model_fields:
+            raise ZsbenchError(f"{where}: --set +{key}: {card.name} has the key {key!r} already; set it without '+'")
+        if len(parts) > 1 and parts[0] in _CHECKED_BY_COMPONENTS:
+            raise ZsbenchError(f"{where}: --set +{key}: keys cannot be added to '{parts[0]}', whose keys are "
+                               f"fixed by what reads it; add it elsewhere (e.g. +notes.{parts[-1]})")
+    out = impl.check_config(cfg, where=where, owner=card.name)
+    checked(dataset_options(dataset), cfg.get("dataset"), where=where, owner=dataset, prefix=("dataset",))
+    return out
+
+
+def _datasets_of(card: Card, base: Path) -> list[str]:
+    """synthetic and every dataset a card (its base, the card it wraps, the ST defaults) has a block for."""
+    names = ["synthetic", *card.datasets]
+    for other in (card.base, card.wraps):
+        if other:
+            names += _datasets_of(load_card(other, base), base)
+    if card.wraps:
+        names += list(load_st_defaults(base)["datasets"])
+    return list(dict.fromkeys(names))
+
+
+def _check_card(card: Card, base: Path) -> list[str]:
+    """The card's resolved config on every dataset it knows, against the schemas (one line each)."""
+    from zsseg_bench.datasets import DATASETS
+
+    problems = []
+    for dataset in _datasets_of(card, base):
+        where = f"{_shown(card.path)} ({card.name} on {dataset})"
+        if dataset not in DATASETS:
+            problems.append(f"{where}: field 'datasets.{dataset}': unknown dataset; known: "
+                            f"{', '.join(DATASETS.names())}")
+            continue
+        try:
+            validate_config(card, resolve_config(card, dataset, (), base), dataset, where)
+        except ZsbenchError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _check_card_file(path: Path) -> list[str]:
     from zsseg_bench.catalog.cards import _parse
     from zsseg_bench.methods import IMPLEMENTATIONS
-    from zsseg_bench.methods.common.backbones import BACKBONES
 
-    problems = []
+    base = path.parent.parent
     try:
         card = _parse(path)
     except ZsbenchError as exc:
         return [str(exc)]
     if card.impl not in IMPLEMENTATIONS:
-        problems.append(f"{path}: field 'impl': unknown implementation {card.impl!r}; "
-                        f"known: {', '.join(IMPLEMENTATIONS.names())}")
-    if card.base:
-        try:
-            load_card(card.base, path.parent.parent)
-        except ZsbenchError as exc:
-            problems.append(f"{path}: field 'base': {exc}")
-    for dataset in ["*", *card.datasets]:
-        try:
-            cfg = resolve_config(card, dataset, (), path.parent.parent)
-        except ZsbenchError as exc:
-            problems.append(str(exc))
-            continue
-        if card.wraps:
-            from zsseg_bench.methods.self_training import check_st_cfg
-
+        return [f"{path}: field 'impl': unknown implementation {card.impl!r}; "
+                f"known: {', '.join(IMPLEMENTATIONS.names())}"]
+    for other, field in ((card.base, "base"), (card.wraps, "wraps")):
+        if other:
             try:
-                check_st_cfg(cfg.get("self_training"))
+                load_card(other, base)
             except ZsbenchError as exc:
-                problems.append(f"{path} ({dataset}): {exc}")
-        backbone = cfg.get("backbone", {}).get("name", "small-cnn")
-        if backbone not in BACKBONES:
-            problems.append(f"{path}: field 'backbone.name' ({dataset}): unknown backbone {backbone!r}; "
-                            f"known: {', '.join(BACKBONES.names())}")
+                return [f"{path}: field '{field}': {exc}"]
+    problems = _check_card(card, base)
+    if not problems and not card.wraps and st_defaults_path(base).is_file():
+        # '<name>+st' exists for every card: synthesised unless a card file of its own says more.
+        st = load_card(card.name + ST_SUFFIX, base)
+        if st.path.name != f"{st.name}.yaml":
+            problems += _check_card(st, base)
     return problems
 
 

@@ -1,6 +1,7 @@
 """The `zsbench` command line. Each command parses arguments and calls one library function."""
 
-# isort: off  (importing a command module registers its commands on `app`, in help order)
+# Importing a command module registers its commands on `app`, in help order.
+# isort: off
 from zsseg_bench.cli.app import app, main
 from zsseg_bench.cli import run  # noqa: F401,E402
 from zsseg_bench.cli import score  # noqa: F401,E402

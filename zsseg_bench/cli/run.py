@@ -35,7 +35,8 @@ def run(
                                          "with --resume, the interrupted run's)."),
     out: Path = typer.Option(None, "--out", "-o", help="Where run folders go (default ./results/runs)."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="Root folder of a real dataset."),
-    overrides: List[str] = typer.Option(None, "--set", help="Config override key=value (repeatable)."),
+    overrides: List[str] = typer.Option(None, "--set", help="Config override key=value (repeatable); keys are "
+                                        "checked against the card's schema, +key=value adds a new key."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write <batch>/report/ (zsbench report)."),
     init: Optional[str] = typer.Option(None, "--init", help="Backbone weights: an official DeepLab/SPNet/CaGNet "
                                        "file, a torchvision ResNet-101 or a zsseg-bench checkpoint."),

@@ -1,5 +1,6 @@
 """Datasets: the registry, one module per dataset family, and each family's registered facts."""
 
+from zsseg_bench.catalog.schema import checked
 from zsseg_bench.datasets import (  # noqa: F401,E402  (each module registers its datasets)
     ade20k,
     coco,
@@ -8,10 +9,16 @@ from zsseg_bench.datasets import (  # noqa: F401,E402  (each module registers it
     synthetic,
     voc,
 )
-from zsseg_bench.datasets.base import DATASETS, DatasetInfo, SegDataset, dataset_info, default_split
+from zsseg_bench.datasets.base import DATASETS, DatasetInfo, DatasetOptions, SegDataset, dataset_info, default_split
 
-__all__ = ["DATASETS", "DatasetInfo", "SegDataset", "build_dataset", "dataset_info", "default_split"]
+__all__ = ["DATASETS", "DatasetInfo", "SegDataset", "build_dataset", "dataset_info", "dataset_options", "default_split"]
+
+
+def dataset_options(name: str) -> type[DatasetOptions]:
+    """The schema of dataset `name`'s config section (`dataset:`)."""
+    return getattr(DATASETS.get(name), "options", DatasetOptions)
 
 
 def build_dataset(name: str, part: str, root: str | None = None, cfg: dict | None = None) -> SegDataset:
-    return DATASETS.get(name)(part, root, cfg or {})
+    options = checked(dataset_options(name), cfg, where="config", owner=name, prefix=("dataset",))
+    return DATASETS.get(name)(part, root, options)

@@ -13,6 +13,7 @@ Train 20,210 / test (validation) 2,000 images.
 
 from __future__ import annotations
 
+from zsseg_bench.catalog.schema import declare_options
 from zsseg_bench.datasets.base import register_dataset
 from zsseg_bench.datasets.files import (
     FolderDataset,
@@ -20,6 +21,7 @@ from zsseg_bench.datasets.files import (
     check_layout,
     check_part,
     first_existing,
+    layout_options,
     need_root,
     pair_folders,
     remap_table,
@@ -32,6 +34,7 @@ EXPECTED = {"train": 20210, "test": 2000}
 
 
 @register_dataset("ade20k", default_split="ade20k-ws-s1", expected=EXPECTED)
+@declare_options(layout_options("official", "detectron2", name="ADE20KOptions"))
 def build_ade20k(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("ade20k", cfg, ("ade20k",))
     root = need_root("ade20k", root, "ADEChallengeData2016 with images/ and annotations/")

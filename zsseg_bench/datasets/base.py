@@ -18,6 +18,9 @@ Everything else the harness knows about a dataset is declared once, where its bu
 registered (`register_dataset`), and read back with `dataset_info(name)`: the split used when
 ``--split`` is not given, how figures colour it, its marker in the report's scatter plot, the
 image counts of the full release and whether it is the synthetic benchmark.
+
+Each builder declares the keys of its ``dataset`` section (a `DatasetOptions` subclass, attached
+with `declare_options`); `build_dataset` checks the section against them and fills the defaults.
 """
 
 from __future__ import annotations
@@ -28,9 +31,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from zsseg_bench.catalog.schema import Section
 from zsseg_bench.registry import Registry
 
-__all__ = ["SegDataset", "DATASETS", "DatasetInfo", "register_dataset", "dataset_info", "default_split"]
+__all__ = ["SegDataset", "DATASETS", "DatasetInfo", "DatasetOptions", "register_dataset", "dataset_info",
+           "default_split"]
+
+
+class DatasetOptions(Section):
+    """The keys every dataset takes: `root` (its folder, when --data-root does not give it) and
+    `classes` (the label space; the runner sets it from the split)."""
+
+    root: str | None = None
+    classes: str | None = None
 
 
 class SegDataset(torch.utils.data.Dataset):

@@ -9,6 +9,7 @@ few-shot protocol pick their episodes from these.
 
 from __future__ import annotations
 
+from zsseg_bench.catalog.schema import declare_options
 from zsseg_bench.datasets.base import register_dataset
 from zsseg_bench.datasets.files import (
     FolderDataset,
@@ -16,6 +17,7 @@ from zsseg_bench.datasets.files import (
     check_layout,
     check_part,
     first_existing,
+    layout_options,
     need_root,
     pair_folders,
     require_dir,
@@ -27,6 +29,7 @@ EXPECTED = {"train": 82783, "test": 40504}
 
 
 @register_dataset("coco", default_split="coco20i-f0", expected=EXPECTED)
+@declare_options(layout_options("hsnet", name="COCOOptions"))
 def build_coco(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("coco", cfg, ("coco80",))
     root = need_root("coco", root, "HSNet's COCO2014 folder with train2014/, val2014/ and annotations/")

@@ -15,6 +15,7 @@ and ``annotations_detectron2/{train,test}/``. Train 9,000 / test 1,000 images. T
 
 from __future__ import annotations
 
+from zsseg_bench.catalog.schema import declare_options
 from zsseg_bench.datasets.base import register_dataset
 from zsseg_bench.datasets.files import (
     FolderDataset,
@@ -22,6 +23,7 @@ from zsseg_bench.datasets.files import (
     check_layout,
     check_part,
     first_existing,
+    layout_options,
     need_root,
     packaged_samples,
     pair_folders,
@@ -36,6 +38,7 @@ EXPECTED_10K = {"train": 9000, "test": 1000}
 
 
 @register_dataset("cocostuff", default_split="cocostuff-167-15", marker="^", expected=EXPECTED_164K)
+@declare_options(layout_options("official", name="COCOStuffOptions"))
 def build_cocostuff(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("cocostuff", cfg, ("cocostuff",))
     root = need_root("cocostuff", root, "the folder with images/train2017 and annotations/train2017 (stuffthingmaps)")
@@ -56,6 +59,7 @@ def build_cocostuff(part: str, root, cfg: dict) -> FolderDataset:
 
 
 @register_dataset("cocostuff10k", default_split="cocostuff10k-ws-s1", expected=EXPECTED_10K)
+@declare_options(layout_options("detectron2", name="COCOStuff10kOptions"))
 def build_cocostuff10k(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("cocostuff10k", cfg, ("cocostuff171",))
     root = need_root("cocostuff10k", root, "MaskFormer's coco_stuff_10k folder with images_detectron2/")

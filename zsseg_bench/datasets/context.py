@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zsseg_bench.catalog.schema import declare_options
 from zsseg_bench.catalog.splits import load_class_list
 from zsseg_bench.datasets.base import register_dataset
 from zsseg_bench.datasets.files import (
@@ -36,6 +37,7 @@ from zsseg_bench.datasets.files import (
     check_layout,
     check_part,
     first_existing,
+    layout_options,
     need_root,
     packaged_samples,
     pair_folders,
@@ -78,6 +80,7 @@ def _detail_base(root: Path) -> Path | None:
 
 
 @register_dataset("context", default_split="context33-29-4", marker="s", expected=EXPECTED)
+@declare_options(layout_options(*LAYOUTS, name="ContextOptions"))
 def build_context(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("context", cfg, ("context33", "context59"))
     root = need_root("context", root, "CaGNet's dataset/context, or VOC2010 with SegmentationClassContext/")

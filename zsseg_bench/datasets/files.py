@@ -16,12 +16,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+from pydantic import create_model
 
-from zsseg_bench.datasets.base import SegDataset
+from zsseg_bench.datasets.base import DatasetOptions, SegDataset
 from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["Sample", "FolderDataset", "read_image", "read_label", "read_id_list", "read_npy_list",
@@ -238,9 +240,14 @@ def packaged_samples(root: Path, folder: str, list_files: tuple[str, ...] = ()) 
     return pair_folders(images / folder, labels / folder, prefix=f"{folder}/"), None
 
 
+def layout_options(*layouts: str, name: str = "FolderOptions", base: type[DatasetOptions] = DatasetOptions):
+    """The `dataset` section of a folder dataset: `layout` is auto (detected) or one of `layouts`."""
+    return create_model(name, __base__=base, layout=(Literal[("auto", *layouts)], "auto"))
+
+
 def check_classes(dataset: str, cfg: dict, allowed: tuple[str, ...]) -> str:
     """The class list (label space) asked for by the split (cfg['classes']), if this dataset has it."""
-    classes = cfg.get("classes") or allowed[0]
+    classes = cfg["classes"] or allowed[0]
     if classes not in allowed:
         raise ZsbenchError(f"dataset {dataset!r} has the label space(s) {', '.join(allowed)}, not {classes!r}; "
                            f"choose a split of this dataset ('zsbench ls splits')")
@@ -255,8 +262,8 @@ def check_part(dataset: str, part: str, test_is: str = "") -> None:
 
 
 def check_layout(title: str, cfg: dict, layouts: tuple[str, ...]) -> str:
-    """cfg['layout'] ('auto' when absent), if it is 'auto' or one of `layouts`."""
-    layout = cfg.get("layout", "auto")
+    """cfg['layout'], if it is 'auto' or one of `layouts`."""
+    layout = cfg["layout"]
     if layout not in ("auto", *layouts):
         raise ZsbenchError(f"dataset.layout {layout!r} is not a {title} layout; choose auto, {', '.join(layouts)}")
     return layout

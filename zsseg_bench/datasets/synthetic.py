@@ -25,11 +25,14 @@ Why it looks like this (the README section "The synthetic benchmark" says the sa
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated
 
 import numpy as np
 import torch
+from pydantic import Field
 
-from zsseg_bench.datasets.base import SegDataset, register_dataset
+from zsseg_bench.catalog.schema import NonNegativeInt, PositiveInt, declare_options
+from zsseg_bench.datasets.base import DatasetOptions, SegDataset, register_dataset
 
 __all__ = ["SyntheticBenchmark", "SyntheticSegmentation", "CLASS_NAMES", "SUPERCLASSES", "SCENES", "VERSION"]
 
@@ -182,8 +185,18 @@ class SyntheticSegmentation(SegDataset):
         return SyntheticBenchmark(self.seed, self.embed_dim).embeddings
 
 
+class SyntheticOptions(DatasetOptions):
+    size: Annotated[int, Field(ge=16, le=128)] = 64  # image side in px (objects scale with it)
+    n_train: PositiveInt = 1500
+    n_test: PositiveInt = 500
+    n_val: PositiveInt = 300
+    seed: NonNegativeInt = 0  # the benchmark seed: class embeddings, appearance map, images
+    embed_dim: PositiveInt = 32
+
+
 @register_dataset("synthetic", default_split="synthetic-9-3", palette_by_name="synthetic", synthetic=True)
+@declare_options(SyntheticOptions)
 def build_synthetic(part: str, root: str | None, cfg: dict) -> SyntheticSegmentation:
-    counts = {"train": cfg.get("n_train", 1500), "test": cfg.get("n_test", 500), "val": cfg.get("n_val", 300)}
-    return SyntheticSegmentation(part, count=counts[part], size=cfg.get("size", 64), seed=cfg.get("seed", 0),
-                                 embed_dim=cfg.get("embed_dim", 32))
+    counts = {"train": cfg["n_train"], "test": cfg["n_test"], "val": cfg["n_val"]}
+    return SyntheticSegmentation(part, count=counts[part], size=cfg["size"], seed=cfg["seed"],
+                                 embed_dim=cfg["embed_dim"])

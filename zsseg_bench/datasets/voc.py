@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zsseg_bench.catalog.schema import declare_options
 from zsseg_bench.datasets.base import register_dataset
 from zsseg_bench.datasets.files import (
     FolderDataset,
@@ -28,6 +29,7 @@ from zsseg_bench.datasets.files import (
     check_layout,
     check_part,
     first_existing,
+    layout_options,
     need_root,
     packaged_samples,
     pair_folders,
@@ -91,7 +93,7 @@ def _devkit_samples(layout: str, base: Path, part: str, cfg: dict):
         label_dir = require_dir(base / "SegmentationClass", "VOC12 masks (SegmentationClass/*.png)")
         return pair_folders(images, label_dir, stems=read_id_list(list_file)), list_file
     label_dir = require_dir(base / "SegmentationClassAug", "SBD-augmented masks (SegmentationClassAug/*.png)")
-    given = cfg.get("train_list")
+    given = cfg["train_list"]
     list_file = Path(given) if given else first_existing(*(base / p for p in AUG_LISTS))
     if list_file is not None and not list_file.is_absolute() and not list_file.exists():
         list_file = base / list_file
@@ -104,12 +106,17 @@ def _devkit_samples(layout: str, base: Path, part: str, cfg: dict):
     return pair_folders(images, label_dir, stems=ids), None
 
 
+class VOCOptions(layout_options(*LAYOUTS, name="VOCLayout")):
+    train_list: str | None = None  # the augmented layout's training list (default: the first found)
+
+
 @register_dataset("voc12", default_split="voc12-15-5", marker="o", expected=EXPECTED)
+@declare_options(VOCOptions)
 def build_voc12(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("voc12", cfg, ("voc12",))
     root = need_root("voc12", root, "the VOC2012 devkit folder, or CaGNet's dataset/voc12")
     check_part("voc12", part, "VOC12 val")
-    layout, base = detect_voc_layout(root, cfg.get("layout", "auto"))
+    layout, base = detect_voc_layout(root, cfg["layout"])
     if layout == "cagnet":
         folder = "train" if part == "train" else "val"
         lists = (f"split/{part}_list.npy", f"{part}_list.npy")

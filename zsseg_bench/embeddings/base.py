@@ -6,21 +6,47 @@ no vector, as long as no evaluation class needs them). `split_embeddings` then p
 of the split's evaluation classes, in evaluation order, and applies the normalisation the
 method asks for (default ``l2``, or the provider's own ``default_normalize``). The shape is
 checked against the class list; a mismatch names both. The providers for real datasets
-(official word-vector tables, user tables, a text model) are in `embedding_providers.py`.
+(official word-vector tables, user tables, a text model) are in `providers.py`.
+
+The `embeddings` config section is `EmbeddingOptions`: `provider`, `normalize` and the keys of
+that provider (each provider declares them with `declare_options`).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Annotated, Callable, Literal
 
 import numpy as np
+from pydantic import AfterValidator
 
-from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.catalog.schema import Dispatched, checked, declare_options
+from zsseg_bench.errors import ZsbenchError, did_you_mean
 from zsseg_bench.registry import Registry
 
-__all__ = ["EMBEDDINGS", "split_embeddings", "normalize_rows"]
+__all__ = ["EMBEDDINGS", "EmbeddingOptions", "split_embeddings", "normalize_rows"]
 
 EMBEDDINGS: Registry[Callable[..., np.ndarray]] = Registry("embedding provider")
+
+
+def _registered(name: str) -> str:
+    if name not in EMBEDDINGS:
+        raise ValueError(f"unknown embedding provider {name!r}{did_you_mean(name, EMBEDDINGS.names())}; "
+                         f"known: {', '.join(EMBEDDINGS.names())}")
+    return name
+
+
+class EmbeddingOptions(Dispatched):
+    """`provider` picks the rest of the keys; `normalize` unset: the provider's own default (l2,
+    none for zs3-w2v, whose scaling is the point)."""
+
+    dispatch_key = "provider"
+
+    provider: Annotated[str, AfterValidator(_registered)]
+    normalize: Literal["l2", "none"] | None = None
+
+    @classmethod
+    def lookup(cls, name):
+        return getattr(EMBEDDINGS.get(name), "options", None) if name in EMBEDDINGS else None
 
 
 def normalize_rows(table: np.ndarray) -> np.ndarray:
@@ -29,6 +55,7 @@ def normalize_rows(table: np.ndarray) -> np.ndarray:
 
 
 @EMBEDDINGS.register("dataset")
+@declare_options(EmbeddingOptions)
 def dataset_embeddings(split, dataset, cfg: dict) -> np.ndarray:
     """Vectors supplied by the dataset itself (the synthetic benchmark's class embeddings)."""
     table = dataset.class_embeddings() if dataset is not None else None
@@ -40,8 +67,8 @@ def dataset_embeddings(split, dataset, cfg: dict) -> np.ndarray:
 
 def split_embeddings(split, dataset, cfg: dict | None) -> np.ndarray:
     """[K, D] float32 embeddings of the split's evaluation classes, in evaluation order."""
-    cfg = dict(cfg or {})
-    provider = cfg.get("provider", "dataset")
+    cfg = checked(EmbeddingOptions, cfg, where="config", owner="", prefix=("embeddings",))
+    provider = cfg["provider"]
     fn = EMBEDDINGS.get(provider)
     table = np.asarray(fn(split, dataset, cfg), dtype=np.float32)
     n_raw = max(split.classes.ids) + 1
@@ -52,10 +79,7 @@ def split_embeddings(split, dataset, cfg: dict | None) -> np.ndarray:
     if not np.isfinite(rows).all():
         bad = [n for n, r in zip(split.eval_names, rows) if not np.isfinite(r).all()]
         raise ZsbenchError(f"embedding provider {provider!r} has no vector for classes {bad}")
-    norm = cfg.get("normalize", getattr(fn, "default_normalize", "l2"))
-    if norm == "l2":
+    if (cfg["normalize"] or getattr(fn, "default_normalize", "l2")) == "l2":
         rows = normalize_rows(rows)
-    elif norm not in (None, "none"):
-        raise ZsbenchError(f"embeddings.normalize must be 'l2' or 'none', not {norm!r}")
     return rows.astype(np.float32)
 

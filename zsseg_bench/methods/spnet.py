@@ -19,17 +19,61 @@ What we do differently, each configurable:
 from __future__ import annotations
 
 import copy
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, PlainValidator, model_validator
 
+from zsseg_bench.catalog.schema import Fraction, NonNegativeFloat, PositiveInt, Section
 from zsseg_bench.engine.transforms import label_maps_at
-from zsseg_bench.methods.base import IMPLEMENTATIONS, ClassSpace, Method, Stage
+from zsseg_bench.methods.base import IMPLEMENTATIONS, ClassSpace, Method, MethodConfig, Stage
 from zsseg_bench.methods.common.backbones import build_backbone
 from zsseg_bench.methods.common.calibration import calibrate, choose_gamma_heldout
-from zsseg_bench.methods.common.optim import sgd_poly
+from zsseg_bench.methods.common.optim import SGDOptions, sgd_poly
 
-__all__ = ["SPNet", "projection_logits", "dense_cross_entropy"]
+__all__ = ["SPNet", "SPNetConfig", "projection_logits", "dense_cross_entropy"]
+
+
+class SPNetTrain(SGDOptions):
+    iterations: PositiveInt
+    head_lr_mult: NonNegativeFloat  # head weights at lr x mult, head biases at 2 x mult (no weight decay)
+    poly_power: NonNegativeFloat
+    lr_decay_every: PositiveInt = 1  # the poly factor is recomputed every N iterations (official: 10)
+    batch_size: PositiveInt | None = None  # None: data.batch_size
+
+
+def _gamma(value):
+    if value == "heldout" or (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1):
+        return value
+    raise ValueError(f"{value!r} is not a calibration constant; use a number in [0, 1] or heldout")
+
+
+class Calibration(Section):
+    """SPNet-c: gamma fixed, or chosen on held-out training images (`heldout`, which then needs the
+    held-out share and the grid of candidates [low, high, step])."""
+
+    gamma: Annotated[float | str, PlainValidator(_gamma)]
+    heldout_fraction: Fraction | None = None
+    grid: Annotated[list[NonNegativeFloat], Field(min_length=3, max_length=3)] | None = None
+    proxy_iterations: PositiveInt | None = None  # the proxy's training length (None: train.iterations)
+
+    @model_validator(mode="after")
+    def _heldout_needs_its_settings(self):
+        if self.gamma == "heldout":
+            missing = [k for k in ("heldout_fraction", "grid") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"calibration.gamma heldout needs calibration.{missing[0]}")
+            lo, hi, step = self.grid
+            if not (lo <= hi and step > 0):
+                raise ValueError(f"calibration.grid {self.grid}: use [low, high, step] with low <= high, step > 0")
+        return self
+
+
+class SPNetConfig(MethodConfig):
+    train: SPNetTrain
+    loss_at: Literal["label", "feature"]  # the resolution of the loss: upsampled logits, or downsampled labels
+    calibration: Calibration
 
 
 def projection_logits(features: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
@@ -49,35 +93,37 @@ def dense_cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index
 
 @IMPLEMENTATIONS.register("spnet")
 class SPNet(Method):
+    Config = SPNetConfig
     inference_only_keys = ("calibration",)
 
     def __init__(self, cfg: dict, classes: ClassSpace):
         super().__init__(cfg, classes)
-        self.backbone = build_backbone(cfg.get("backbone", {}), classes.embeddings.shape[1])
+        cfg = self.cfg
+        self.backbone = build_backbone(cfg["backbone"], classes.embeddings.shape[1])
         # Fixed embeddings are not parameters and not saved: the same weights serve any class set.
         self.register_buffer("embeddings", classes.embeddings.clone().float(), persistent=False)
         self.register_buffer("seen", classes.seen.clone(), persistent=False)
         self.register_buffer("seen_lut", classes.seen_lut(), persistent=False)
-        gamma = cfg.get("calibration", {}).get("gamma", 0.0)
+        gamma = cfg["calibration"]["gamma"]
         self.register_buffer("gamma", torch.tensor(float(gamma) if gamma != "heldout" else 0.0))
 
     def stages(self) -> list[Stage]:
         t = self.cfg["train"]
-        return [Stage("train", int(t["iterations"]), batch_size=t.get("batch_size"))]
+        return [Stage("train", t["iterations"], batch_size=t["batch_size"])]
 
     def configure_optimizers(self, stage: Stage):
         # The backbone names its groups (DeepLab: ResNet convs / ASPP weights / ASPP biases,
         # frozen BN in none); SPNet's multipliers are 1x, 10x and 20x with no weight decay.
         t = self.cfg["train"]
         groups = self.backbone.lr_groups()
-        mult = t.get("head_lr_mult", 10.0)
+        mult = t["head_lr_mult"]
         param_groups = [
             {"params": groups["body"], "lr_mult": 1.0},
             {"params": groups["head_weight"], "lr_mult": mult},
             {"params": groups["head_bias"], "lr_mult": 2 * mult, "weight_decay": 0.0},
         ]
-        opt, sched = sgd_poly(param_groups, t["lr"], stage.iterations, t.get("momentum", 0.9),
-                              t.get("weight_decay", 5e-4), t.get("poly_power", 0.9), t.get("lr_decay_every", 1))
+        opt, sched = sgd_poly(param_groups, t["lr"], stage.iterations, t["momentum"], t["weight_decay"],
+                              t["poly_power"], t["lr_decay_every"])
         return {"main": (opt, sched)}
 
     def features(self, images: torch.Tensor):
@@ -92,7 +138,7 @@ class SPNet(Method):
         ignore = self.classes.ignore_index
         label = batch["label"]
         target = torch.where(label == ignore, label, self.seen_lut[label.clamp(max=len(self.seen_lut) - 1)])
-        at = self.cfg.get("loss_at", "label")
+        at = self.cfg["loss_at"]
         # SPNet sums the loss over its multi-scale outputs.
         loss = sum(dense_cross_entropy(logits, target, ignore, at) for logits in outputs)
         return {"loss": loss}
@@ -109,15 +155,15 @@ class SPNet(Method):
         return calibrate(self.logits(images, size), self.seen, float(self.gamma))
 
     def after_training(self, ctx) -> dict:
-        cal = self.cfg.get("calibration", {})
-        if cal.get("gamma") != "heldout":
+        cal = self.cfg["calibration"]
+        if cal["gamma"] != "heldout":
             return {"calibration": {"gamma": float(self.gamma), "chosen_by": "config"}}
 
         def build_proxy(classes: ClassSpace) -> "SPNet":
             cfg = copy.deepcopy(self.cfg)
             cfg["calibration"] = {"gamma": 0.0}
-            if cal.get("proxy_iterations"):
-                cfg["train"]["iterations"] = int(cal["proxy_iterations"])
+            if cal["proxy_iterations"]:
+                cfg["train"]["iterations"] = cal["proxy_iterations"]
             return type(self)(cfg, classes)
 
         result = choose_gamma_heldout(self, ctx, build_proxy, cal)

@@ -34,20 +34,70 @@ What we do differently, each configurable and documented in methods/zs3net/READM
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
+from zsseg_bench.catalog.schema import Dropout, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Section
 from zsseg_bench.engine.transforms import label_maps_at
 from zsseg_bench.errors import ZsbenchError
-from zsseg_bench.methods.base import IMPLEMENTATIONS, ClassSpace, Method, Stage, Update
+from zsseg_bench.methods.base import IMPLEMENTATIONS, ClassSpace, Method, MethodConfig, Stage, Update
 from zsseg_bench.methods.common.backbones import build_backbone
-from zsseg_bench.methods.common.mmd import ZS3NET_SIGMAS, mmd
-from zsseg_bench.methods.common.optim import adam, sgd_poly
+from zsseg_bench.methods.common.mmd import mmd
+from zsseg_bench.methods.common.optim import SGDOptions, adam, sgd_poly
 
-__all__ = ["ZS3Net", "GMMN", "class_prior", "sample_groups"]
+__all__ = ["ZS3Net", "ZS3NetConfig", "GMMN", "class_prior", "sample_groups"]
 
-STAGE3_VARIANTS = ("prior", "official-gt")  # the card key `protocol`
+
+class ZS3NetTrain(SGDOptions):
+    """Stage 1, the segmentation network."""
+
+    iterations: PositiveInt
+    head_lr_mult: NonNegativeFloat
+    poly_power: NonNegativeFloat
+    lr_decay_every: PositiveInt = 1
+    batch_average: bool  # official quirk: the loss divided again by the batch size
+
+
+class GMMNOptions(Section):
+    """Stage 2, the GMMN generator and its MMD."""
+
+    iterations: PositiveInt
+    lr: NonNegativeFloat  # Adam
+    hidden: PositiveInt
+    dropout: Dropout
+    leaky_slope: NonNegativeFloat
+    samples: PositiveInt  # pixels drawn (with replacement) per group
+    group: Literal["image", "batch"]  # an (image, class) group, or a class over the batch
+    sigmas: Annotated[list[PositiveFloat], Field(min_length=1)]  # kernel bandwidths (variances)
+    noise_dim: PositiveInt | None = None  # None: the embedding's size (official)
+
+
+class ClassifierStage(SGDOptions):
+    """Stage 3, the classifier retrained on real and generated features."""
+
+    iterations: PositiveInt
+    init: Literal["default", "rand"]  # rand: the official uniform [0, 1) re-initialisation
+    backbone_mode: Literal["eval", "train"]  # train: BatchNorm statistics keep moving (official)
+    unseen_weight: NonNegativeFloat  # cross-entropy weight of the unseen classes
+    gen_unseen_rate: NonNegativeFloat  # prior of generated labels: 1 + rate per unseen class, 1 per seen
+    fake_weight: NonNegativeFloat
+    poly_power: NonNegativeFloat = 0.9
+    fake_pixels: NonNegativeInt = 0  # generated pixels per step (0: as many as the batch's feature map)
+    generator_dropout: bool = True  # the generator's dropout stays on while it generates
+
+
+class ZS3NetConfig(MethodConfig):
+    # The stage-3 variant (card key `protocol`); official-gt: stage 3 places generated features with
+    # unseen labels.
+    protocol: Literal["prior", "official-gt"]
+    feature_dim: PositiveInt
+    train: ZS3NetTrain
+    generator: GMMNOptions
+    classifier_stage: ClassifierStage
 
 
 class GMMN(nn.Module):
@@ -102,19 +152,19 @@ def sample_groups(label: torch.Tensor, num_classes: int, ignore: int, n: int, pe
 
 @IMPLEMENTATIONS.register("zs3net")
 class ZS3Net(Method):
+    Config = ZS3NetConfig
+
     def __init__(self, cfg: dict, classes: ClassSpace):
         super().__init__(cfg, classes)
-        self.stage3_variant = cfg.get("protocol", "prior")
-        if self.stage3_variant not in STAGE3_VARIANTS:
-            raise ZsbenchError(f"zs3net: protocol must be one of {', '.join(STAGE3_VARIANTS)}, "
-                               f"not {self.stage3_variant!r}")
-        dim = int(cfg.get("feature_dim", 256))
-        self.backbone = build_backbone(cfg.get("backbone", {}), dim)
+        cfg = self.cfg
+        self.stage3_variant = cfg["protocol"]
+        dim = cfg["feature_dim"]
+        self.backbone = build_backbone(cfg["backbone"], dim)
         self.classifier = nn.Conv2d(dim, classes.num_classes, 1)
-        gen = cfg.get("generator", {})
+        gen = cfg["generator"]
         emb_dim = classes.embeddings.shape[1]
-        self.generator = GMMN(emb_dim, int(gen.get("noise_dim", emb_dim)), int(gen.get("hidden", 256)), dim,
-                              float(gen.get("dropout", 0.5)), float(gen.get("leaky_slope", 0.2)))
+        self.generator = GMMN(emb_dim, gen["noise_dim"] or emb_dim, gen["hidden"], dim, gen["dropout"],
+                              gen["leaky_slope"])
         self.register_buffer("embeddings", classes.embeddings.clone().float(), persistent=False)
         self.register_buffer("seen", classes.seen.clone(), persistent=False)
 
@@ -126,9 +176,9 @@ class ZS3Net(Method):
     def stages(self) -> list[Stage]:
         c = self.cfg
         return [
-            Stage("segmentation", int(c["train"]["iterations"]), [Update("loss", "main")]),
-            Stage("generator", int(c["generator"]["iterations"]), [Update("mmd", "generator")]),
-            Stage("classifier", int(c["classifier_stage"]["iterations"]), [Update("loss", "classifier")]),
+            Stage("segmentation", c["train"]["iterations"], [Update("loss", "main")]),
+            Stage("generator", c["generator"]["iterations"], [Update("mmd", "generator")]),
+            Stage("classifier", c["classifier_stage"]["iterations"], [Update("loss", "classifier")]),
         ]
 
     def configure_optimizers(self, stage: Stage):
@@ -136,23 +186,23 @@ class ZS3Net(Method):
             t = self.cfg["train"]
             head = [p for n, p in self.backbone.named_parameters() if n.startswith("head")]
             body = [p for n, p in self.backbone.named_parameters() if not n.startswith("head")]
-            mult = t.get("head_lr_mult", 10.0)
+            mult = t["head_lr_mult"]
             groups = [
                 {"params": body, "lr_mult": 1.0},
                 {"params": [p for p in head if p.dim() > 1] + [self.classifier.weight], "lr_mult": mult},
                 {"params": [p for p in head if p.dim() <= 1] + [self.classifier.bias], "lr_mult": 2 * mult,
                  "weight_decay": 0.0},
             ]
-            opt, sched = sgd_poly(groups, t["lr"], stage.iterations, t.get("momentum", 0.9),
-                                  t.get("weight_decay", 5e-4), t.get("poly_power", 0.9), t.get("lr_decay_every", 1))
+            opt, sched = sgd_poly(groups, t["lr"], stage.iterations, t["momentum"], t["weight_decay"],
+                                  t["poly_power"], t["lr_decay_every"])
             return {"main": (opt, sched)}
         if stage.name == "generator":
             g = self.cfg["generator"]
-            return {"generator": (adam(self.generator.parameters(), g.get("lr", 2e-4)), None)}
+            return {"generator": (adam(self.generator.parameters(), g["lr"]), None)}
         if stage.name == "classifier":
             c = self.cfg["classifier_stage"]
             opt, sched = sgd_poly([{"params": list(self.classifier.parameters())}], c["lr"], stage.iterations,
-                                  c.get("momentum", 0.9), c.get("weight_decay", 5e-4), c.get("poly_power", 0.9))
+                                  c["momentum"], c["weight_decay"], c["poly_power"])
             return {"classifier": (opt, sched)}
         raise KeyError(stage.name)
 
@@ -170,14 +220,11 @@ class ZS3Net(Method):
         self.requires_grad_(True)
 
     def _reset_classifier(self) -> None:
-        init = self.cfg["classifier_stage"].get("init", "default")
-        if init == "rand":  # the official `--random_last_layer`: uniform [0, 1) weights and bias
+        if self.cfg["classifier_stage"]["init"] == "rand":  # the official `--random_last_layer`: uniform [0, 1)
             nn.init.uniform_(self.classifier.weight, 0.0, 1.0)
             nn.init.uniform_(self.classifier.bias, 0.0, 1.0)
-        elif init == "default":
-            self.classifier.reset_parameters()
         else:
-            raise ZsbenchError(f"zs3net: classifier_stage.init must be 'default' or 'rand', not {init!r}")
+            self.classifier.reset_parameters()
 
     # ---- training ---------------------------------------------------------------------------
     def training_step(self, batch: dict, stage: Stage, iteration: int) -> dict:
@@ -191,7 +238,7 @@ class ZS3Net(Method):
         if logits.shape[-2:] != target.shape[-2:]:
             logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
         loss = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=self.classes.ignore_index)
-        if self.cfg["train"].get("batch_average", False):  # official `batch_average`: divide again by B
+        if self.cfg["train"]["batch_average"]:  # official `batch_average`: divide again by B
             loss = loss / target.shape[0]
         return loss
 
@@ -230,34 +277,34 @@ class ZS3Net(Method):
         has_unseen = self._unseen_in_image(batch)
         keep = None if has_unseen is None else ~has_unseen  # official: only images without unseen pixels
         index, cls = sample_groups(label, self.classes.num_classes, self.classes.ignore_index,
-                                   int(g.get("samples", 128)), g.get("group", "image") == "image", keep)
+                                   g["samples"], g["group"] == "image", keep)
         if index is None:
             return {}
         real = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])[index]  # [G, n, D]
         self.generator.train()
         fake = self.generator(self.embeddings[cls].unsqueeze(1).expand(-1, index.shape[1], -1))
-        sigmas = tuple(g.get("sigmas", ZS3NET_SIGMAS))
+        sigmas = tuple(g["sigmas"])
         return {"mmd": mmd(fake, real, sigmas, eps=1e-8).mean()}
 
     def _classifier_step(self, batch: dict) -> dict:
         c = self.cfg["classifier_stage"]
-        feats = self._frozen_features(batch["image"], c.get("backbone_mode", "eval"))
-        self.generator.train(c.get("generator_dropout", True))
+        feats = self._frozen_features(batch["image"], c["backbone_mode"])
+        self.generator.train(c["generator_dropout"])
         weight = torch.ones(self.classes.num_classes, device=feats.device)
-        weight[~self.seen] = float(c.get("unseen_weight", 1.0))
+        weight[~self.seen] = c["unseen_weight"]
         if self.stage3_variant == "official-gt":
             return {"loss": self._official_gt_loss(batch, feats, weight)}
         # Real features of the labelled pixels, scored at the label's resolution.
         real_loss = self._ce(self.classifier(feats), batch["label"], weight)
         # Generated features with labels drawn from the class prior (no unseen ground truth).
-        n_fake = int(c.get("fake_pixels", 0)) or feats.shape[0] * feats.shape[2] * feats.shape[3]
-        prior = class_prior(self.seen, c.get("gen_unseen_rate", 9))
+        n_fake = c["fake_pixels"] or feats.shape[0] * feats.shape[2] * feats.shape[3]
+        prior = class_prior(self.seen, c["gen_unseen_rate"])
         fake_label = torch.multinomial(prior, n_fake, replacement=True)
         with torch.no_grad():
             fake = self.generator(self.embeddings[fake_label])
         fake_logits = F.linear(fake, self.classifier.weight.flatten(1), self.classifier.bias)
         fake_loss = F.cross_entropy(fake_logits, fake_label, weight=weight)
-        return {"loss": real_loss + float(c.get("fake_weight", 1.0)) * fake_loss,
+        return {"loss": real_loss + c["fake_weight"] * fake_loss,
                 "real": real_loss.detach(), "fake": fake_loss.detach()}
 
     def _official_gt_loss(self, batch: dict, feats: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

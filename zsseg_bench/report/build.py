@@ -32,10 +32,26 @@ import pandas as pd
 
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.report.document import Grid, ReportContent, Section, report_document
-from zsseg_bench.report.tables import (MAIN_METRICS, MISSING, add_published, format_summary, format_value,
-                                       method_sort_key, runs_frame, summarize, write_tables)
-from zsseg_bench.runs.records import (find_records, load_record, read_confusion, read_per_class, read_train_log,
-                                      scoring_of, utcnow)
+from zsseg_bench.report.tables import (
+    MAIN_METRICS,
+    MISSING,
+    add_published,
+    format_summary,
+    format_value,
+    method_sort_key,
+    runs_frame,
+    summarize,
+    write_tables,
+)
+from zsseg_bench.runs.records import (
+    find_records,
+    load_record,
+    read_confusion,
+    read_per_class,
+    read_train_log,
+    scoring_of,
+    utcnow,
+)
 
 __all__ = ["RunData", "load_runs", "make_report"]
 

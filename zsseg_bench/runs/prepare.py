@@ -26,6 +26,7 @@ import torch
 
 from zsseg_bench.catalog.cards import Card, apply_overrides, load_card, resolve_config
 from zsseg_bench.catalog.splits import Split, load_split
+from zsseg_bench.catalog.validate import validate_config
 from zsseg_bench.datasets import build_dataset, default_split
 from zsseg_bench.datasets.presence import class_presence
 from zsseg_bench.embeddings.base import split_embeddings
@@ -131,6 +132,7 @@ def _config(req: RunRequest, card: Card) -> dict:
         cfg = apply_overrides(copy.deepcopy(req.config), req.resume_overrides)
     else:
         cfg = resolve_config(card, req.dataset, req.overrides)
+    cfg = validate_config(card, cfg, req.dataset)
     return _with_init(cfg, req.init) if req.init else cfg
 
 

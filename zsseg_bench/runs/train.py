@@ -19,7 +19,6 @@ With several processes (distributed.py) every rank trains and evaluates; only ra
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -182,7 +181,7 @@ def initial_run_info(req, card: Card, split: Split, *, run_name: str, seed: int,
                   "classes": split.classes.name, "train_policy": split.train_policy, "background": split.background},
         "seed": seed, "overrides": list(req.overrides), "environment": environment(str(device)),
         "protocol_flags": flags,
-        "engine": {**dataclasses.asdict(options), "processes": processes},
+        "engine": {**options.model_dump(), "processes": processes},
     }
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.helpers.cagnet_reference import content_mmd_loop
 
+from tests.helpers.cagnet_reference import content_mmd_loop
 from zsseg_bench.methods.cagnet.losses import content_mmd_runs
 
 IGNORE = 255

@@ -8,9 +8,10 @@ import math
 
 import pytest
 import torch
-from tests.helpers.cagnet_reference import content_mmd_loop
-from tests.helpers.official_layout import cagnet_extra
 
+from tests.helpers.cagnet_reference import content_mmd_loop
+from tests.helpers.configs import card_config
+from tests.helpers.official_layout import cagnet_extra
 from zsseg_bench.methods import ClassSpace
 from zsseg_bench.methods.cagnet.losses import (
     adversarial_d,
@@ -34,13 +35,11 @@ def _classes(k=6, dim=8, seen=None):
 
 
 def _tiny_cfg(**extra):
-    cfg = {"feature_dim": 12, "backbone": {"name": "small-cnn", "width": 8},
-           "context": {"hidden": 6}, "generator": {"hidden": [16, 16], "dropout": [0.1, 0.5]},
-           "discriminator": {"hidden": 16},
-           "step1": {"iterations": 2, "lr": 0.01, "lr_D": 1e-3, "lr_G": 1e-3},
-           "finetune": {"iterations": 4, "interval": 2, "lr_D": 1e-3, "lr_G": 1e-3, "gen_unseen_rate": 9}}
-    cfg.update(extra)
-    return cfg
+    return card_config("cagnet-pi", **{
+        "feature_dim": 12, "backbone": {"width": 8}, "context": {"hidden": 6},
+        "generator": {"hidden": [16, 16], "dropout": [0.1, 0.5]}, "discriminator": {"hidden": 16},
+        "step1": {"iterations": 2, "lr": 0.01, "lr_D": 1e-3, "lr_G": 1e-3},
+        "finetune": {"iterations": 4, "interval": 2, "lr_D": 1e-3, "lr_G": 1e-3, "gen_unseen_rate": 9}, **extra})
 
 
 # ---- shapes and the official key layout --------------------------------------------------------
@@ -69,9 +68,7 @@ OFFICIAL_NON_BACKBONE = {k: v for k, v in cagnet_extra(600, 20).items() if not k
 def test_deeplab_model_has_the_official_key_layout_and_feature_sizes():
     torch.manual_seed(0)
     classes = _classes(20, 600, [i < 15 for i in range(20)])
-    cfg = _tiny_cfg(feature_dim=600, backbone={"name": "deeplabv2-resnet101", "blocks": [1, 1, 1, 1],
-                                               "msc": True, "msc_eval": "scale1"},
-                    context={"hidden": 256}, generator={}, discriminator={})
+    cfg = card_config("cagnet-pi", "voc12", backbone={"blocks": [1, 1, 1, 1]})  # the official widths
     model = CaGNet(cfg, classes)
     state = {official_name(k): tuple(v.shape) for k, v in model.state_dict().items()}
     non_backbone = {k: v for k, v in state.items() if not k.startswith("back.scale.layer")
@@ -241,12 +238,15 @@ def test_self_training_reuses_the_base_stages_and_pseudo_labels(tmp_path):
     from zsseg_bench.engine.loop import StageCache
 
     tiny = ["dataset.n_train=24", "dataset.n_test=8", "dataset.size=32", "data.batch_size=4", "eval.batch_size=8",
-            "step1.iterations=3", "finetune.iterations=4", "finetune.interval=2", "pixelcnn.iterations=2",
-            "patch.bank_size=16", "patch.sample_batch=32", "patch.max_rounds=2"]
+            "step1.iterations=3", "finetune.iterations=4", "finetune.interval=2"]
+    patch = ["pixelcnn.iterations=2", "patch.bank_size=16", "patch.sample_batch=32", "patch.max_rounds=2"]
     st = ["self_training.retrain.step1.iterations=3", "self_training.retrain.finetune.iterations=2"]
     cache = StageCache()
-    runs = {m: run_one(RunRequest(method=m, out=tmp_path, overrides=tiny + (st if m.endswith("+st") else [])),
-                       cache=cache)
+
+    def settings(m):  # only the keys each card has
+        return tiny + (patch if m.startswith("cagnet-pa") else []) + (st if m.endswith("+st") else [])
+
+    runs = {m: run_one(RunRequest(method=m, out=tmp_path, overrides=settings(m)), cache=cache)
             for m in ("cagnet-pi", "cagnet-pi+st", "cagnet-pa", "cagnet-pa+st")}
     rec = {m: json.loads((p / "run.json").read_text()) for m, p in runs.items()}
     assert all(r["status"] == "ok" for r in rec.values())

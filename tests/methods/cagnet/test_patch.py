@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from tests.helpers.configs import card_config
 from zsseg_bench.methods import ClassSpace
 from zsseg_bench.methods.cagnet.patch import (
     CaGNetPatch,
@@ -25,12 +26,13 @@ def _classes(k=6, dim=8):
 
 
 def _cfg(**patch):
-    return {"feature_dim": 12, "backbone": {"name": "small-cnn", "width": 8}, "context": {"hidden": 6},
-            "generator": {"hidden": [16], "dropout": [0.1]}, "discriminator": {"hidden": 16},
-            "step1": {"iterations": 2, "lr": 0.01, "lr_D": 1e-3, "lr_G": 1e-3},
-            "finetune": {"iterations": 4, "interval": 2, "lr_D": 1e-3, "lr_G": 1e-3, "gen_unseen_rate": 9},
-            "pixelcnn": {"iterations": 2, "channels": 8, "layers": 3, "kernel": 3, "patches_per_step": 64},
-            "patch": {"size": 3, "bank_size": 32, "sample_batch": 64, "max_rounds": 3, **patch}}
+    return card_config("cagnet-pa", **{
+        "feature_dim": 12, "backbone": {"width": 8}, "context": {"hidden": 6},
+        "generator": {"hidden": [16], "dropout": [0.1]}, "discriminator": {"hidden": 16},
+        "step1": {"iterations": 2, "lr": 0.01, "lr_D": 1e-3, "lr_G": 1e-3},
+        "finetune": {"iterations": 4, "interval": 2, "lr_D": 1e-3, "lr_G": 1e-3, "gen_unseen_rate": 9},
+        "pixelcnn": {"iterations": 2, "channels": 8, "layers": 3, "kernel": 3, "patches_per_step": 64},
+        "patch": {"size": 3, "bank_size": 32, "sample_batch": 64, "max_rounds": 3, **patch}})
 
 
 def test_masked_convolutions_are_causal_in_raster_order():

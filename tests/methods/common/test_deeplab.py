@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.helpers.official_layout import deeplab_shapes
 
+from tests.helpers.configs import card_config
+from tests.helpers.official_layout import deeplab_shapes
 from zsseg_bench.methods.common.backbones import BACKBONES, build_backbone
 from zsseg_bench.methods.common.deeplab import DeepLabV2MSC, FrozenBatchNorm2d
 
@@ -138,8 +139,7 @@ def test_spnet_on_deeplab_trains_one_step():
     torch.manual_seed(0)
     emb = torch.nn.functional.normalize(torch.randn(5, 16), dim=1)
     classes = ClassSpace(tuple("abcde"), torch.tensor([1, 1, 1, 0, 0], dtype=torch.bool), emb)
-    cfg = {"backbone": {"name": "deeplabv2-resnet101", "msc": True, "blocks": [1, 1, 1, 1]},
-           "train": {"iterations": 10, "lr": 1e-3, "lr_decay_every": 10}, "loss_at": "feature"}
+    cfg = card_config("spnet", "voc12", backbone={"blocks": [1, 1, 1, 1]}, train={"iterations": 10, "lr": 1e-3})
     method = IMPLEMENTATIONS.get("spnet")(cfg, classes)
     stage = method.stages()[0]
     opts = method.configure_optimizers(stage)

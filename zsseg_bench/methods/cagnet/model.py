@@ -61,8 +61,8 @@ from torch import nn
 from zsseg_bench.engine.transforms import label_maps_at
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods.base import IMPLEMENTATIONS, ClassSpace, Method, Stage, Update
+from zsseg_bench.methods.cagnet.config import CaGNetConfig
 from zsseg_bench.methods.cagnet.losses import (
-    ADVERSARIAL,
     adversarial_d,
     adversarial_g,
     content_mmd_classes,
@@ -72,7 +72,6 @@ from zsseg_bench.methods.cagnet.losses import (
 from zsseg_bench.methods.common.backbones import build_backbone
 from zsseg_bench.methods.common.deeplab import FrozenBatchNorm2d
 from zsseg_bench.methods.common.dropout import FastDropout
-from zsseg_bench.methods.common.mmd import CAGNET_SIGMAS
 from zsseg_bench.methods.common.optim import adam, sgd_poly
 from zsseg_bench.methods.zs3net import class_prior
 
@@ -197,42 +196,35 @@ def step_decay(start: int, step: int, gamma: float):
 
 
 def _adam_decay(params, c: dict, lr_key: str, decay_key: str, weight_decay: float):
-    opt = adam(params, float(c[lr_key]), weight_decay=weight_decay)
-    d = c.get(decay_key) or {}
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, step_decay(int(d.get("start", 10**9)), int(d.get("step", 1)),
-                                                              float(d.get("gamma", 1.0))))
+    opt = adam(params, c[lr_key], weight_decay=weight_decay)
+    d = c[decay_key]
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, step_decay(d["start"], d["step"], d["gamma"]))
     return opt, sched
 
 
 @IMPLEMENTATIONS.register("cagnet")
 class CaGNet(Method):
+    Config = CaGNetConfig
     patch = False  # the patch-wise subclass (cagnet_patch.py) sets it
 
     def __init__(self, cfg: dict, classes: ClassSpace):
         super().__init__(cfg, classes)
-        self.adversarial = cfg.get("adversarial", "l1")
-        if self.adversarial not in ADVERSARIAL:
-            raise ZsbenchError(f"cagnet: adversarial must be one of {', '.join(ADVERSARIAL)}, not {self.adversarial!r}")
-        content = cfg.get("content", {})
-        if content.get("mode", "runs") not in ("runs", "class"):
-            raise ZsbenchError(f"cagnet: content.mode must be 'runs' (official) or 'class', not {content['mode']!r}")
-        if cfg.get("unseen_condition", "zero") not in ("zero", "embedding"):
-            raise ZsbenchError("cagnet: unseen_condition must be 'zero' (official) or 'embedding'")
-        dim = int(cfg.get("feature_dim", 600))
+        cfg = self.cfg
+        self.adversarial = cfg["adversarial"]
+        dim = cfg["feature_dim"]
         emb_dim = classes.embeddings.shape[1]
         self.feature_dim = dim
-        self.backbone = build_backbone(cfg.get("backbone", {}), dim)
-        ctx = cfg.get("context", {})
-        self.context = ContextualModule(dim, int(ctx.get("hidden", 256)), tuple(ctx.get("dilations", (1, 2, 5))))
-        gen = cfg.get("generator", {})
-        self.generator = Generator(emb_dim + dim, dim, gen.get("hidden", GEN_HIDDEN), gen.get("dropout", GEN_DROPOUT),
-                                   float(gen.get("leaky_slope", 0.2)))
-        dis = cfg.get("discriminator", {})
-        self.dead_logit = bool(cfg.get("classifier", {}).get("dead_logit", True))
+        self.backbone = build_backbone(cfg["backbone"], dim)
+        ctx = cfg["context"]
+        self.context = ContextualModule(dim, ctx["hidden"], tuple(ctx["dilations"]))
+        gen = cfg["generator"]
+        self.generator = Generator(emb_dim + dim, dim, gen["hidden"], gen["dropout"], gen["leaky_slope"])
+        dis = cfg["discriminator"]
+        self.dead_logit = cfg["classifier"]["dead_logit"]
         k = classes.num_classes
-        self.discriminator = Discriminator(dim, k + int(self.dead_logit), int(dis.get("hidden", 1024)),
-                                           float(dis.get("dropout", 0.5)), patch=self.patch)
-        self._init_weights(cfg.get("init", "kaiming"))
+        self.discriminator = Discriminator(dim, k + int(self.dead_logit), dis["hidden"], dis["dropout"],
+                                           patch=self.patch)
+        self._init_weights(cfg["init"])
         self.register_buffer("embeddings", classes.embeddings.clone().float(), persistent=False)
         self.register_buffer("seen", classes.seen.clone(), persistent=False)
         self._fake_shape: tuple[int, int, int] | None = None
@@ -240,8 +232,6 @@ class CaGNet(Method):
     def _init_weights(self, init: str) -> None:
         """The official weights_init('kaiming') on every conv outside the backbone (fan_in, bias 0).
         The backbone keeps its own init (ImageNet / official weights on real data)."""
-        if init not in ("kaiming", "default"):
-            raise ZsbenchError(f"cagnet: init must be 'kaiming' (official) or 'default', not {init!r}")
         if init == "default":
             return
         for part in (self.context, self.generator, self.discriminator):
@@ -258,41 +248,41 @@ class CaGNet(Method):
     # ---- stages -------------------------------------------------------------------------------
     def stages(self) -> list[Stage]:
         c = self.cfg
-        interval = int(c["finetune"].get("interval", 100))
+        interval = c["finetune"]["interval"]
         return [
-            Stage("step1", int(c["step1"]["iterations"]),
+            Stage("step1", c["step1"]["iterations"],
                   [Update("loss_D", "discriminator"), Update("loss_B", "backbone"), Update("loss_G", "generator")],
-                  batch_size=c["step1"].get("batch_size")),
-            Stage("mixed", int(c["finetune"]["iterations"]),
+                  batch_size=c["step1"]["batch_size"]),
+            Stage("mixed", c["finetune"]["iterations"],
                   [Update("loss_D", "discriminator"), Update("loss_G", "generator")],
-                  batch_size=c["finetune"].get("batch_size"), uses_batch=_ReadsBatch(interval)),
+                  batch_size=c["finetune"]["batch_size"], uses_batch=_ReadsBatch(interval)),
         ]
 
     def _context_params(self) -> list[nn.Parameter]:
-        train_selector = bool(self.cfg.get("context", {}).get("train_selector", False))
+        train_selector = self.cfg["context"]["train_selector"]
         return [p for n, p in self.context.named_parameters() if train_selector or not n.startswith("fc_1.")]
 
     def configure_optimizers(self, stage: Stage):
         if stage.name == "step1":
             s = self.cfg["step1"]
             groups = self.backbone.lr_groups()
-            mult = float(s.get("head_lr_mult", 10.0))
+            mult = s["head_lr_mult"]
             param_groups = [
                 {"params": groups["body"], "lr_mult": 1.0},
-                {"params": self._context_params(), "lr_mult": float(s.get("context_lr_mult", 5.0))},
+                {"params": self._context_params(), "lr_mult": s["context_lr_mult"]},
                 {"params": groups["head_weight"], "lr_mult": mult},
                 {"params": groups["head_bias"], "lr_mult": 2 * mult, "weight_decay": 0.0},
             ]
-            back = sgd_poly(param_groups, float(s["lr"]), stage.iterations, s.get("momentum", 0.9),
-                            s.get("weight_decay", 5e-4), s.get("poly_power", 0.9), s.get("lr_decay_every", 10))
+            back = sgd_poly(param_groups, s["lr"], stage.iterations, s["momentum"], s["weight_decay"],
+                            s["poly_power"], s["lr_decay_every"])
             return {"backbone": back,
                     "discriminator": _adam_decay(self.discriminator.parameters(), s, "lr_D", "decay_D",
-                                                 float(s.get("weight_decay_D", 5e-4))),
+                                                 s["weight_decay_D"]),
                     "generator": _adam_decay(self.generator.parameters(), s, "lr_G", "decay_G", 0.0)}
         if stage.name == "mixed":
             f = self.cfg["finetune"]
             return {"discriminator": _adam_decay(self.discriminator.parameters(), f, "lr_D", "decay_D",
-                                                 float(f.get("weight_decay_D", 5e-4))),
+                                                 f["weight_decay_D"]),
                     "generator": _adam_decay(self.generator.parameters(), f, "lr_G", "decay_G", 0.0)}
         raise KeyError(stage.name)
 
@@ -300,7 +290,7 @@ class CaGNet(Method):
         frozen = stage.name != "step1"
         self._set_backbone_trainable(not frozen)
         self.context.requires_grad_(not frozen)
-        if not bool(self.cfg.get("context", {}).get("train_selector", False)):
+        if not self.cfg["context"]["train_selector"]:
             self.context.fc_1.requires_grad_(False)  # official: in no optimizer group
         self._fake_shape = None
 
@@ -343,7 +333,7 @@ class CaGNet(Method):
     def _condition_table(self) -> torch.Tensor:
         """Embeddings G is conditioned on in step-1 updates. Official (`unseen_condition: zero`):
         `Em_vis`, i.e. zero for every non-seen class (matters only for pseudo-labelled pixels)."""
-        if self.cfg.get("unseen_condition", "zero") == "embedding":
+        if self.cfg["unseen_condition"] == "embedding":
             return self.embeddings
         return self.embeddings * self.seen.unsqueeze(1).to(self.embeddings.dtype)
 
@@ -351,22 +341,21 @@ class CaGNet(Method):
         return F.cross_entropy(logits.float(), target, ignore_index=self.classes.ignore_index)
 
     def _content(self, fake, real, label, valid) -> torch.Tensor:
-        c = self.cfg.get("content", {})
-        sigmas = tuple(c.get("sigmas", CAGNET_SIGMAS))
-        eps = float(c.get("eps", 1e-8))
-        if c.get("mode", "runs") == "runs":
+        c = self.cfg["content"]
+        sigmas, eps = tuple(c["sigmas"]), c["eps"]
+        if c["mode"] == "runs":
             return content_mmd_runs(fake, real, label, valid, sigmas, eps)
-        return content_mmd_classes(fake, real, label, valid, self.classes.num_classes, int(c.get("samples", 128)),
-                                   c.get("group", "image") == "image", sigmas, eps)
+        return content_mmd_classes(fake, real, label, valid, self.classes.num_classes, c["samples"],
+                                   c["group"] == "image", sigmas, eps)
 
     # ---- training -----------------------------------------------------------------------------
     def training_step(self, batch: dict, stage: Stage, iteration: int) -> dict:
         if stage.name == "step1":
-            return self._step1(batch, self.cfg["step1"].get("lambdas", {}), train_backbone=True)
+            return self._step1(batch, self.cfg["step1"]["lambdas"], train_backbone=True)
         if stage.name == "mixed":
             f = self.cfg["finetune"]
             if stage.uses_batch(iteration):
-                return self._step1(batch, f.get("lambdas", {}), train_backbone=False)
+                return self._step1(batch, f["lambdas"], train_backbone=False)
             return self._transfer(f)
         raise KeyError(stage.name)
 
@@ -407,14 +396,12 @@ class CaGNet(Method):
         gan_g = adversarial_g(fake_score, valid, self.adversarial)
         content = self._content(fake, x.detach(), label, valid)
         losses = {
-            "loss_D": gan_d + float(lam.get("D_cls_real", 1.0)) * cls_real
-            + float(lam.get("D_cls_fake", 0.0)) * cls_fake,
-            "loss_G": float(lam.get("G_GAN", 1.0)) * gan_g + float(lam.get("G_content", 50.0)) * content
-            + float(lam.get("G_cls", 0.0)) * cls_fake,
+            "loss_D": gan_d + lam["D_cls_real"] * cls_real + lam["D_cls_fake"] * cls_fake,
+            "loss_G": lam["G_GAN"] * gan_g + lam["G_content"] * content + lam["G_cls"] * cls_fake,
         }
         if train_backbone:
             kld = kl_term(mu, logvar, valid)
-            losses["loss_B"] = float(lam.get("B_KLD", 100.0)) * kld + float(lam.get("B_cls", 0.5)) * cls_real
+            losses["loss_B"] = lam["B_KLD"] * kld + lam["B_cls"] * cls_real
             losses["kld"] = kld.detach()
         losses.update({"cls_real": cls_real.detach(), "cls_fake": cls_fake.detach(), "gan_d": gan_d.detach(),
                        "gan_g": gan_g.detach(), "content": content.detach()})
@@ -430,7 +417,7 @@ class CaGNet(Method):
 
     def _transfer_labels(self, f: dict) -> torch.Tensor:
         b, h, w = self._fake_shape
-        prior = class_prior(self.seen, float(f.get("gen_unseen_rate", 9)))
+        prior = class_prior(self.seen, f["gen_unseen_rate"])
         return torch.multinomial(prior, b * h * w, replacement=True).view(b, h, w)
 
     def _transfer(self, f: dict) -> dict:
@@ -442,12 +429,12 @@ class CaGNet(Method):
             return {}
         fake, target = made
         cls_fake = self._ce(self.discriminator.classify(self.discriminator.fc(fake)), target)
-        lam = f.get("lambdas", {})
-        out = {"loss_D": float(lam.get("D_cls_fake_transfer", 0.125)) * cls_fake, "cls_transfer": cls_fake.detach()}
-        g = float(lam.get("G_cls_transfer", 0.0))
+        lam = f["lambdas"]
+        out = {"loss_D": lam["D_cls_fake_transfer"] * cls_fake, "cls_transfer": cls_fake.detach()}
+        g = lam["G_cls_transfer"]
         # Official (PyTorch 1.4, grads zeroed not freed): Adam steps G even with a zero gradient,
         # so its momentum keeps moving G. A zero-weighted loss reproduces that.
-        if g != 0.0 or bool(f.get("idle_generator_steps", True)):
+        if g != 0.0 or f["idle_generator_steps"]:
             out["loss_G"] = g * cls_fake
         return out
 

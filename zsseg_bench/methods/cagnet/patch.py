@@ -38,6 +38,7 @@ from torch import nn
 from zsseg_bench.engine.transforms import label_maps_at
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods.base import IMPLEMENTATIONS, Stage, Update
+from zsseg_bench.methods.cagnet.config import CaGNetPatchConfig
 from zsseg_bench.methods.cagnet.model import CaGNet, embed_labels
 from zsseg_bench.methods.common.optim import adam
 from zsseg_bench.methods.zs3net import class_prior
@@ -122,32 +123,31 @@ def patch_centres(label: torch.Tensor, k: int, ignore: int) -> torch.Tensor:
 
 @IMPLEMENTATIONS.register("cagnet-patch")
 class CaGNetPatch(CaGNet):
+    Config = CaGNetPatchConfig
     patch = True
 
     def __init__(self, cfg, classes):
         super().__init__(cfg, classes)
-        p = cfg.get("pixelcnn", {})
-        if p.get("condition", "class") not in ("class", "patch"):
-            raise ZsbenchError("cagnet-patch: pixelcnn.condition must be 'class' or 'patch' (official)")
-        self.pixelcnn = LabelPixelCNN(classes.embeddings.shape[1], int(p.get("channels", 64)), int(p.get("layers", 8)),
-                                      int(p.get("kernel", 7)), float(p.get("dropout", 0.5)))
+        p = self.cfg["pixelcnn"]
+        self.pixelcnn = LabelPixelCNN(classes.embeddings.shape[1], p["channels"], p["layers"], p["kernel"],
+                                      p["dropout"])
         self.register_buffer("patch_bank", torch.zeros(0, self.k, self.k, dtype=torch.long), persistent=False)
         self._bank_facts: dict = {}
         self._feature_sizes: dict = {}
 
     @property
     def k(self) -> int:
-        return int(self.cfg.get("patch", {}).get("size", 3))
+        return self.cfg["patch"]["size"]
 
     # ---- stages -------------------------------------------------------------------------------
     def stages(self) -> list[Stage]:
         step1, mixed = super().stages()
         p = self.cfg["pixelcnn"]
-        return [step1, Stage("pixelcnn", int(p["iterations"]), [Update("loss_P", "pixelcnn")]), mixed]
+        return [step1, Stage("pixelcnn", p["iterations"], [Update("loss_P", "pixelcnn")]), mixed]
 
     def configure_optimizers(self, stage: Stage):
         if stage.name == "pixelcnn":
-            return {"pixelcnn": (adam(self.pixelcnn.parameters(), float(self.cfg["pixelcnn"].get("lr", 1e-3))), None)}
+            return {"pixelcnn": (adam(self.pixelcnn.parameters(), self.cfg["pixelcnn"]["lr"]), None)}
         return super().configure_optimizers(stage)
 
     def on_stage_start(self, stage: Stage, ctx) -> None:
@@ -184,11 +184,11 @@ class CaGNetPatch(CaGNet):
         patches = patches[(patches != ignore).flatten(1).any(1)]
         if len(patches) == 0:
             return {}
-        n = int(p.get("patches_per_step", 512))
+        n = p["patches_per_step"]
         if len(patches) > n:
             patches = patches[torch.randperm(len(patches), device=patches.device)[:n]]
         inp = embed_labels(patches, self.embeddings)
-        if p.get("condition", "class") == "patch":
+        if p["condition"] == "patch":
             cond = inp  # official: the patch's own embedding map (not causal)
         else:
             # one labelled pixel's class per patch, as a constant map (what sampling gives it)
@@ -204,29 +204,28 @@ class CaGNetPatch(CaGNet):
     @torch.no_grad()
     def _build_bank(self) -> None:
         """Sample unseen-class patches from the PixelCNN, filter them, fuse single-class patches."""
-        p = self.cfg.get("patch", {})
+        p = self.cfg["patch"]
         k, device = self.k, self.embeddings.device
         unseen = torch.nonzero(~self.seen, as_tuple=False).flatten()
-        want, per_round = int(p.get("bank_size", 512)), int(p.get("sample_batch", 1024))
+        want, per_round = p["bank_size"], p["sample_batch"]
         kept, drawn = [], 0
         best = None
         self.pixelcnn.eval()
-        for _ in range(int(p.get("max_rounds", 20))):
+        for _ in range(p["max_rounds"]):
             if sum(len(x) for x in kept) >= want or len(unseen) == 0:
                 break
-            cand = sample_patches(self.pixelcnn, self.embeddings, unseen, per_round, k,
-                                  int(p.get("first_unseen", 5)), float(p.get("topk", 1.0)))
+            cand = sample_patches(self.pixelcnn, self.embeddings, unseen, per_round, k, p["first_unseen"], p["topk"])
             drawn += per_round
             n_unseen = (~self.seen[cand]).flatten(1).sum(1)
             n_classes = F.one_hot(cand.flatten(1), self.classes.num_classes).amax(1).sum(1)
-            ok = (n_unseen >= int(p.get("threshold", 7))) & (n_classes <= int(p.get("cc_max", 3)))
+            ok = (n_unseen >= p["threshold"]) & (n_classes <= p["cc_max"])
             kept.append(cand[ok])
             best = cand
         sampled = torch.cat(kept)[:want] if kept else torch.zeros(0, k, k, dtype=torch.long, device=device)
         if len(sampled) == 0 and best is not None:
             sampled = best[:want]  # nothing passed the filters: keep the last draw rather than none
-        n_single = int(round(float(p.get("fuse_ratio", 8)) * max(1, len(sampled))))
-        prior = class_prior(self.seen, float(self.cfg["finetune"].get("gen_unseen_rate", 9)))
+        n_single = int(round(p["fuse_ratio"] * max(1, len(sampled))))
+        prior = class_prior(self.seen, self.cfg["finetune"]["gen_unseen_rate"])
         single = torch.multinomial(prior, n_single, replacement=True).to(device)
         bank = torch.cat([sampled, single[:, None, None].expand(-1, k, k)])
         self.patch_bank = bank

@@ -18,17 +18,52 @@ What every backbone offers a method:
 `backbone.init: PATH` loads weights into the backbone right after it is built (official
 DeepLab/CaGNet files, a torchvision ResNet-101, or a zsseg-bench checkpoint; see `weights.py`);
 what was loaded is in `backbone.init_report`.
+
+The `backbone` config section is `BackboneOptions`: `name`, `init`, `init_parts`, plus the keys
+of the named backbone (each builder declares them with `declare_options`).
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 from torch import nn
 
+from zsseg_bench.catalog.schema import Dispatched, PositiveInt, checked, declare_options
+from zsseg_bench.errors import did_you_mean
 from zsseg_bench.registry import Registry
 
-__all__ = ["BACKBONES", "SmallCNN", "build_backbone"]
+__all__ = ["BACKBONES", "BackboneOptions", "SmallCNNOptions", "SmallCNN", "build_backbone"]
 
 BACKBONES: Registry = Registry("backbone")
+
+
+def _registered(name: str) -> str:
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}{did_you_mean(name, BACKBONES.names())}; "
+                         f"known: {', '.join(BACKBONES.names())}")
+    return name
+
+
+class BackboneOptions(Dispatched):
+    """The keys every backbone has; `name` picks the rest (the builder's `options`)."""
+
+    dispatch_key = "name"
+
+    name: Annotated[str, AfterValidator(_registered)] = "small-cnn"
+    init: str | None = None  # weights to load right after building (see weights.py)
+    init_parts: str = "all"  # which named parts must come from the file: all, or e.g. body
+
+    @classmethod
+    def lookup(cls, name):
+        return getattr(BACKBONES.get(name), "options", None) if name in BACKBONES else None
+
+
+class SmallCNNOptions(BackboneOptions):
+    width: PositiveInt = 32
+    dilations: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 2, 4]
+    head_dilations: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 3]
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -67,17 +102,20 @@ class SmallCNN(nn.Module):
 
 
 @BACKBONES.register("small-cnn")
+@declare_options(SmallCNNOptions)
 def small_cnn(out_channels: int, cfg: dict) -> SmallCNN:
-    return SmallCNN(out_channels, width=cfg.get("width", 32), dilations=tuple(cfg.get("dilations", (1, 2, 4))),
-                    head_dilations=tuple(cfg.get("head_dilations", (1, 3))))
+    return SmallCNN(out_channels, width=cfg["width"], dilations=tuple(cfg["dilations"]),
+                    head_dilations=tuple(cfg["head_dilations"]))
 
 
 def build_backbone(cfg: dict, out_channels: int) -> nn.Module:
-    backbone = BACKBONES.get(cfg.get("name", "small-cnn"))(out_channels, cfg)
+    """The backbone a `backbone` section describes (checked here too: builders read its keys directly)."""
+    cfg = checked(BackboneOptions, cfg, where="config", owner="", prefix=("backbone",))
+    backbone = BACKBONES.get(cfg["name"])(out_channels, cfg)
     backbone.init_report = None
-    if cfg.get("init"):
+    if cfg["init"]:
         from zsseg_bench.engine.weights import load_backbone_weights
 
-        backbone.init_report = load_backbone_weights(backbone, cfg["init"], parts=cfg.get("init_parts", "all"))
+        backbone.init_report = load_backbone_weights(backbone, cfg["init"], parts=cfg["init_parts"])
     return backbone
 

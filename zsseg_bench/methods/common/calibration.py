@@ -31,7 +31,7 @@ def calibrate(logits: torch.Tensor, seen: torch.Tensor, gamma: float) -> torch.T
 
 
 def gamma_grid(cfg: dict) -> np.ndarray:
-    lo, hi, step = cfg.get("grid", (0.0, 1.0, 0.05))
+    lo, hi, step = cfg["grid"]
     return np.round(np.arange(lo, hi + step / 2, step), 6)
 
 
@@ -54,7 +54,7 @@ def choose_gamma_heldout(method, ctx, build_proxy, cfg: dict) -> dict:
     proxy_space = classes.restrict(seen_names, [n for n in seen_names if n not in pseudo])
     rng = np.random.default_rng([ctx.seed, 7])
     indices = rng.permutation(ctx.train_indices)
-    n_hold = max(1, int(round(len(indices) * cfg.get("heldout_fraction", 0.2))))
+    n_hold = max(1, int(round(len(indices) * cfg["heldout_fraction"])))
     held, fit = np.sort(indices[:n_hold]), np.sort(indices[n_hold:])
 
     # raw -> proxy index. Fit labels: pseudo-unseen -> ignore; held-out labels keep them.
@@ -86,7 +86,7 @@ def _confusions_over_gammas(proxy, ctx, lut, num_classes, indices, seen, grid) -
     """One forward pass per batch; one confusion matrix per gamma."""
     proxy.eval()
     meters = [ConfusionMeter(num_classes, ctx.split.ignore_index, ctx.device) for _ in grid]
-    loader = ctx.loader(indices, ctx.cfg.get("eval", {}).get("batch_size", 32), shuffle=False)
+    loader = ctx.loader(indices, ctx.cfg["eval"]["batch_size"], shuffle=False)
     for batch in loader:
         b = ctx.to_device(batch, lut)
         probs = proxy.logits(b["image"], b["label"].shape[-2:]).float().softmax(1)

@@ -36,14 +36,16 @@ not over features (max does not commute with the projection).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
+from typing import Annotated, Callable, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
+from zsseg_bench.catalog.schema import PositiveFloat, PositiveInt, declare_options
 from zsseg_bench.errors import ZsbenchError
-from zsseg_bench.methods.common.backbones import BACKBONES
+from zsseg_bench.methods.common.backbones import BACKBONES, BackboneOptions
 
 __all__ = ["FrozenBatchNorm2d", "ConvBN", "Bottleneck", "DeepLabV2", "DeepLabV2MSC", "RESNET101_BLOCKS",
            "ASPP_DILATIONS", "PYRAMID_SCALES"]
@@ -210,8 +212,17 @@ class DeepLabV2MSC(nn.Module):
         self.scale.compile(*args, **kwargs)
 
 
+class DeepLabOptions(BackboneOptions):
+    msc: bool = True  # the multi-scale wrapper
+    msc_eval: Literal["max", "scale1"] = "max"  # what the wrapper returns at test time (SPNet: max; CaGNet: scale1)
+    pyramids: list[PositiveFloat] = list(PYRAMID_SCALES)
+    stride_at: Literal["reduce", "conv3x3"] = "reduce"  # Caffe's stride placement, or torchvision's
+    aspp_init: Literal["normal", "kaiming"] = "normal"
+    blocks: Annotated[list[PositiveInt], Field(min_length=4, max_length=4)] = list(RESNET101_BLOCKS)
+
+
 @BACKBONES.register("deeplabv2-resnet101")
+@declare_options(DeepLabOptions)
 def deeplabv2_resnet101(out_channels: int, cfg: dict) -> DeepLabV2MSC:
-    return DeepLabV2MSC(out_channels, msc=bool(cfg.get("msc", True)), msc_eval=cfg.get("msc_eval", "max"),
-                        pyramids=tuple(cfg.get("pyramids", PYRAMID_SCALES)), stride_at=cfg.get("stride_at", "reduce"),
-                        aspp_init=cfg.get("aspp_init", "normal"), blocks=tuple(cfg.get("blocks", RESNET101_BLOCKS)))
+    return DeepLabV2MSC(out_channels, msc=cfg["msc"], msc_eval=cfg["msc_eval"], pyramids=tuple(cfg["pyramids"]),
+                        stride_at=cfg["stride_at"], aspp_init=cfg["aspp_init"], blocks=tuple(cfg["blocks"]))

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["poly_lambda", "sgd_poly", "adam"]
+from zsseg_bench.catalog.schema import NonNegativeFloat, Section
+
+__all__ = ["poly_lambda", "sgd_poly", "adam", "SGDOptions"]
+
+
+class SGDOptions(Section):
+    """The SGD settings of a stage (its lr is the base of the per-group multipliers)."""
+
+    lr: NonNegativeFloat  # 0 freezes the parameters (the BatchNorm statistics still move)
+    momentum: NonNegativeFloat
+    weight_decay: NonNegativeFloat
 
 
 def poly_lambda(max_iter: int, power: float = 0.9, every: int = 1):
