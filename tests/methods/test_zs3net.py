@@ -8,7 +8,8 @@ import torch
 from tests.helpers.configs import card_config
 from zsseg_bench.engine.loop import StageCache
 from zsseg_bench.methods import ClassSpace
-from zsseg_bench.methods.zs3net import ZS3Net, class_prior, sample_groups
+from zsseg_bench.methods.common.sampling import class_prior, sample_groups
+from zsseg_bench.methods.zs3net import ZS3Net
 from zsseg_bench.report.tables import format_summary, runs_frame, summarize
 from zsseg_bench.runs.train import RunRequest, run_one
 

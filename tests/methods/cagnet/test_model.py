@@ -21,7 +21,8 @@ from zsseg_bench.methods.cagnet.losses import (
     kl_term,
     label_runs,
 )
-from zsseg_bench.methods.cagnet.model import CaGNet, ContextualModule, Discriminator, Generator, step_decay
+from zsseg_bench.methods.cagnet.model import CaGNet, step_decay
+from zsseg_bench.methods.cagnet.networks import ContextualModule, Discriminator, Generator
 from zsseg_bench.methods.cagnet.official import official_name
 from zsseg_bench.runs.train import RunRequest, run_one
 

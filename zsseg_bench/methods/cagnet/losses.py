@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from zsseg_bench.methods.common.mmd import CAGNET_SIGMAS, mmd2
+from zsseg_bench.methods.common.sampling import sample_groups
 
 __all__ = ["ADVERSARIAL", "kl_term", "masked_mean", "adversarial_d", "adversarial_g", "label_runs",
            "content_mmd_runs", "content_mmd_classes"]
@@ -126,8 +127,6 @@ def content_mmd_classes(fake: torch.Tensor, real: torch.Tensor, label: torch.Ten
                         sigmas: Sequence[float] = CAGNET_SIGMAS, eps: float = 0.0) -> torch.Tensor:
     """Per-class content MMD: the run estimator on `samples` paired pixels (drawn with replacement)
     of each (image, class) group, or each class of the batch with per_image=False."""
-    from zsseg_bench.methods.zs3net import sample_groups
-
     # Invalid pixels become an extra class that sample_groups treats as its ignore value.
     lab = torch.where(valid, label, torch.full_like(label, num_classes))
     d = fake.shape[1]

@@ -39,9 +39,10 @@ from zsseg_bench.engine.transforms import label_maps_at
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods.base import IMPLEMENTATIONS, Stage, Update
 from zsseg_bench.methods.cagnet.config import CaGNetPatchConfig
-from zsseg_bench.methods.cagnet.model import CaGNet, embed_labels
+from zsseg_bench.methods.cagnet.model import CaGNet
+from zsseg_bench.methods.cagnet.networks import embed_labels
 from zsseg_bench.methods.common.optim import adam
-from zsseg_bench.methods.zs3net import class_prior
+from zsseg_bench.methods.common.sampling import class_prior
 
 __all__ = ["CaGNetPatch", "LabelPixelCNN", "MaskedConv2d", "sample_patches", "tile_patches", "patch_centres"]
 
