@@ -100,6 +100,7 @@ class CaGNet(Method):
         self.register_buffer("embeddings", classes.embeddings.clone().float(), persistent=False)
         self.register_buffer("seen", classes.seen.clone(), persistent=False)
         self._fake_shape: tuple[int, int, int] | None = None
+        self.skipped_batches = 0  # real batches without a labelled pixel at some output's resolution
 
     def _init_weights(self, init: str) -> None:
         """The official weights_init('kaiming') on every conv outside the backbone (fan_in, bias 0).
@@ -247,16 +248,20 @@ class CaGNet(Method):
             with torch.no_grad():
                 outs, (mu, logvar, z) = self.encode(batch["image"], sample=True)
         x = outs[0]
-        label = label_maps_at(batch["label"], x.shape[-2:])
-        valid = label != ignore
-        if not bool(valid.any()):
+        labels = [label_maps_at(batch["label"], o.shape[-2:]) for o in outs]
+        if not all(bool((lab != ignore).any()) for lab in labels):
+            # Official: skipped when any output's label map (e.g. the x0.5 one) has no labelled pixel,
+            # whose cross-entropy would be NaN.
+            self.skipped_batches += 1
             return {}
+        label = labels[0]
+        valid = label != ignore
         self._fake_shape = (x.shape[0], x.shape[2], x.shape[3])
         dis = self.discriminator
         h_real = dis.fc(x)
         cls_real = self._ce(dis.classify(h_real), label)
-        for o in outs[1:]:
-            cls_real = cls_real + self._ce(dis.classify(dis.fc(o)), label_maps_at(batch["label"], o.shape[-2:]))
+        for o, lab in zip(outs[1:], labels[1:]):
+            cls_real = cls_real + self._ce(dis.classify(dis.fc(o)), lab)
         cls_real = cls_real / len(outs)  # mean over the multi-scale outputs
         fake = self.generate(label, z, self._condition_table())
         h_fake = dis.fc(fake)
@@ -309,6 +314,9 @@ class CaGNet(Method):
         if g != 0.0 or f["idle_generator_steps"]:
             out["loss_G"] = g * cls_fake
         return out
+
+    def after_training(self, ctx) -> dict:
+        return {**super().after_training(ctx), "skipped_batches": self.skipped_batches}
 
     # ---- inference ----------------------------------------------------------------------------
     def logits(self, images: torch.Tensor) -> torch.Tensor:
