@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.helpers.configs import card_config
 from zsseg_bench.engine.loop import train_step
 from zsseg_bench.engine.transforms import label_maps_at
 from zsseg_bench.methods import ClassSpace
@@ -27,12 +28,14 @@ def _model(cls=CaGNet):
     torch.manual_seed(0)
     seen = torch.tensor([True, True, True, False])
     classes = ClassSpace(("a", "b", "c", "d"), seen, torch.nn.functional.normalize(torch.randn(4, 8), dim=1), IGNORE)
-    cfg = {"feature_dim": 8, "backbone": {"name": "deeplabv2-resnet101", "blocks": [1, 1, 1, 1], "msc": True,
-                                          "msc_eval": "scale1"},
-           "context": {"hidden": 4}, "generator": {"hidden": [8], "dropout": [0.1]}, "discriminator": {"hidden": 8},
-           "step1": {"iterations": 2, "lr": 0.01, "lr_D": 1e-3, "lr_G": 1e-3},
-           "finetune": {"iterations": 4, "interval": 2, "lr_D": 1e-3, "lr_G": 1e-3},
-           "pixelcnn": {"iterations": 1, "channels": 4, "layers": 2, "kernel": 3}, "patch": {"size": 3}}
+    sections = {"feature_dim": 8, "backbone": {"name": "deeplabv2-resnet101", "blocks": [1, 1, 1, 1], "msc": True,
+                                               "msc_eval": "scale1"},
+                "context": {"hidden": 4}, "generator": {"hidden": [8], "dropout": [0.1]}, "discriminator": {"hidden": 8},
+                "step1": {"iterations": 2, "lr": 0.01, "lr_D": 1e-3, "lr_G": 1e-3},
+                "finetune": {"iterations": 4, "interval": 2, "lr_D": 1e-3, "lr_G": 1e-3}}
+    if cls is CaGNetPatch:
+        sections.update(pixelcnn={"iterations": 1, "channels": 4, "layers": 2, "kernel": 3}, patch={"size": 3})
+    cfg = card_config("cagnet-pa" if cls is CaGNetPatch else "cagnet-pi", **sections)
     return cls(cfg, classes)
 
 
