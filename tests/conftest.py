@@ -9,6 +9,15 @@ import torch
 
 from tests.helpers.settings import SHARED, TINY
 
+# Module fixtures that train a model: every test using one is marked slow (pytest -m "not slow").
+TRAINING_FIXTURES = {"batch", "run_dir", "source_run", "spnet_file"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture
 def tiny():

@@ -69,6 +69,7 @@ def test_bad_config_is_one_line_exit_2_and_no_folder(tmp_path, method, override,
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_added_key_is_accepted_and_recorded(tmp_path):
     sets = ["+train.note=x", "train.iterations=2", "dataset.n_train=8", "dataset.n_test=4", "dataset.size=16",
             "data.batch_size=4", "eval.batch_size=4", "backbone.width=4"]

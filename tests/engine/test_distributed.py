@@ -60,6 +60,7 @@ def _worker(rank: int, world: int, folder: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_gloo_processes(tmp_path):
     split, test, ctx, method = _setup()
     torch.save(method.state_dict(), tmp_path / "weights.pt")

@@ -62,6 +62,7 @@ def test_engine_options_are_checked(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_resume_from_the_command_line(tmp_path):
     from tests.helpers.interrupt import StopAt
     from zsseg_bench.runs.train import RunRequest, run_one

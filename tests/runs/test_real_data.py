@@ -34,6 +34,7 @@ def voc_tree(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_zsbench_run_spnet_on_a_generated_voc_tree_writes_a_run_record(voc_tree, one_thread):
     out = voc_tree / "runs"
     result = CliRunner().invoke(app, ["run", "spnet", "--dataset", "voc12", "--data-root", str(voc_tree / "voc"),
