@@ -21,7 +21,7 @@ in seen_cls + novel_cls`).
 Training stages: `step1` (backbone + contextual module + G + D/C) and `mixed` (blocks of
 `interval` iterations alternating step-1 updates with the backbone frozen and classifier-only
 updates on generated features whose labels come from a prior favouring unseen classes; the
-latter read no batch). The patch-wise model adds a label-patch PixelCNN stage (cagnet_patch.py).
+latter read no batch). The patch-wise model adds a label-patch PixelCNN stage (patch.py).
 Each loss goes to its optimizer through `Stage.updates`; the engine computes all gradients
 before any optimizer steps, which is what the official D -> backbone -> G order meant (on
 PyTorch >= 1.5 that order raises an in-place modification error; methods/cagnet/README.md).
@@ -77,7 +77,7 @@ def _adam_decay(params, c: dict, lr_key: str, decay_key: str, weight_decay: floa
 @IMPLEMENTATIONS.register("cagnet")
 class CaGNet(Method):
     Config = CaGNetConfig
-    patch = False  # the patch-wise subclass (cagnet_patch.py) sets it
+    patch = False  # the patch-wise subclass (patch.py) sets it
 
     def __init__(self, cfg: dict, classes: ClassSpace):
         super().__init__(cfg, classes)
