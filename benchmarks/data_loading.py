@@ -6,8 +6,8 @@ VOC image), then times the loader `RunContext.loader` builds for a run of `spnet
 batch 10, int64 masks), for each number of DataLoader workers. The first batches (worker start-up)
 are not timed. Nothing is sent to a device: this is what the data side can deliver.
 
-    python benchmarks/data_loading.py                     # 200 images, workers 0 1 2
-    python benchmarks/data_loading.py --images 500 --workers 0 2 4 --batches 40 --pin-memory
+    python -m benchmarks.data_loading                     # 200 images, workers 0 1 2 (from the repository root)
+    python -m benchmarks.data_loading --images 500 --workers 0 2 4 --batches 40 --pin-memory
 """
 
 from __future__ import annotations
