@@ -5,6 +5,8 @@ are data, not code. A checkout (or an editable install) reads them there; a whee
 copy under `zsseg_bench/_data/` (see `pyproject.toml`). `ZSBENCH_ROOT` overrides both.
 Run records go to `./results/runs` (relative to the working directory) unless `--out` says
 otherwise, so a clone writes next to the committed results.
+`ZSBENCH_CARDS` adds folders of method cards (`<family>/<name>.yaml`, like `methods/`) kept
+outside the data root, e.g. the card of a plugin method (docs/adding.md).
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["data_root", "methods_dir", "splits_dir", "published_dir", "default_runs_dir", "repo_root"]
+from zsseg_bench.errors import ZsbenchError
+
+__all__ = ["data_root", "methods_dir", "splits_dir", "published_dir", "default_runs_dir", "repo_root",
+           "extra_card_dirs"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -35,6 +40,15 @@ def data_root() -> Path:
 
 def methods_dir() -> Path:
     return data_root() / "methods"
+
+
+def extra_card_dirs() -> list[Path]:
+    """The folders named in ZSBENCH_CARDS (separated like PATH), each of which must exist."""
+    dirs = [Path(p).expanduser() for p in os.environ.get("ZSBENCH_CARDS", "").split(os.pathsep) if p.strip()]
+    for d in dirs:
+        if not d.is_dir():
+            raise ZsbenchError(f"ZSBENCH_CARDS: {d} is not a folder; name folders that hold <family>/<card>.yaml")
+    return dirs
 
 
 def splits_dir() -> Path:

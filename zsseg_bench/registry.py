@@ -5,15 +5,25 @@ the key everywhere (method cards, run ids, table rows). A registry made with `na
 also writes the name onto each registered object (method classes answer `impl` that way), so
 no class repeats its own name. Entries keep their registration order (`items()`); `names()`
 is sorted, for listings and error messages.
+
+Plugins: `ZSBENCH_PLUGINS` names importable modules (comma-separated) that register methods or
+datasets of their own from outside the package. `load_plugins` imports each once; the method and
+dataset packages call it after registering their own entries, so a plugin sees a complete
+package. Nothing is imported that the variable does not name: card and split files are data only.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 from typing import Callable, Generic, Iterator, TypeVar
 
 from zsseg_bench.errors import ZsbenchError, did_you_mean
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "load_plugins", "PLUGINS_VARIABLE"]
+
+PLUGINS_VARIABLE = "ZSBENCH_PLUGINS"
+_imported: set[str] = set()  # plugin modules already imported (or being imported) in this process
 
 T = TypeVar("T")
 
@@ -72,3 +82,27 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def load_plugins() -> list[str]:
+    """Import every module named in ZSBENCH_PLUGINS that is not imported yet; return their names."""
+    names = [n.strip() for n in os.environ.get(PLUGINS_VARIABLE, "").split(",") if n.strip()]
+    new = [n for n in names if n not in _imported]
+    for name in new:
+        _imported.add(name)  # before the import: a plugin that imports the registries does not re-enter
+        try:
+            importlib.import_module(name)
+        except ZsbenchError:
+            raise
+        except ModuleNotFoundError as exc:
+            _imported.discard(name)
+            if exc.name and name.startswith(exc.name):
+                raise ZsbenchError(f"{PLUGINS_VARIABLE}: cannot import module {name!r} (no such module); put the "
+                                   f"folder that holds {name.split('.')[0]}.py on PYTHONPATH, or fix the name") from None
+            raise ZsbenchError(f"{PLUGINS_VARIABLE}: module {name!r} imports {exc.name!r}, which is not installed; "
+                               f"install it or fix the module") from None
+        except Exception as exc:
+            _imported.discard(name)
+            raise ZsbenchError(f"{PLUGINS_VARIABLE}: module {name!r} failed while importing ({type(exc).__name__}: "
+                               f"{exc}); fix the module or remove it from {PLUGINS_VARIABLE}") from None
+    return new

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from zsseg_bench.catalog.yamlio import YAMLError, load_yaml
 from zsseg_bench.errors import ZsbenchError, did_you_mean
-from zsseg_bench.paths import methods_dir
+from zsseg_bench.paths import extra_card_dirs, methods_dir
 
 __all__ = ["Card", "load_card", "list_cards", "card_paths", "resolve_config", "apply_overrides", "parse_override",
            "deep_merge", "ST_SUFFIX", "st_defaults_path", "load_st_defaults"]
@@ -65,7 +65,19 @@ class Card:
 
 
 def card_paths(base: Path | None = None) -> list[Path]:
-    return sorted(p for p in (base or methods_dir()).glob("*/*.yaml") if not p.name.startswith("_"))
+    """The card files under `base` (default: methods/ and the ZSBENCH_CARDS folders)."""
+    roots = [base] if base is not None else [methods_dir(), *extra_card_dirs()]
+    paths, seen = [], {}
+    for root in roots:
+        for p in sorted(root.glob("*/*.yaml")):
+            if p.name.startswith("_"):
+                continue
+            if p.stem in seen:
+                raise ZsbenchError(f"{p}: card name {p.stem!r} is taken by {seen[p.stem]}; rename the file and its "
+                                   f"'name' field")
+            seen[p.stem] = p
+            paths.append(p)
+    return paths
 
 
 def st_defaults_path(base: Path | None = None) -> Path:

@@ -10,6 +10,7 @@ from zsseg_bench.datasets import (  # noqa: F401,E402  (each module registers it
     voc,
 )
 from zsseg_bench.datasets.base import DATASETS, DatasetInfo, DatasetOptions, SegDataset, dataset_info, default_split
+from zsseg_bench.registry import load_plugins
 
 __all__ = ["DATASETS", "DatasetInfo", "SegDataset", "build_dataset", "dataset_info", "dataset_options", "default_split"]
 
@@ -22,3 +23,7 @@ def dataset_options(name: str) -> type[DatasetOptions]:
 def build_dataset(name: str, part: str, root: str | None = None, cfg: dict | None = None) -> SegDataset:
     options = checked(dataset_options(name), cfg, where="config", owner=name, prefix=("dataset",))
     return DATASETS.get(name)(part, root, options)
+
+
+# Last, so that a plugin dataset (ZSBENCH_PLUGINS) finds the package complete.
+load_plugins()

@@ -58,12 +58,18 @@ def _dataset_cfg(cfg: dict | None, split: Split | None) -> dict:
     return cfg
 
 
-def _allowed_values(dataset, ignore_index: int) -> np.ndarray:
+def _class_list(name: str, split: Split | None):
+    """Class list `name`: the split's own when it has that name (it may sit beside a split file
+    outside splits/), else the one under splits/classes/."""
+    return split.classes if split is not None and split.classes.name == name else load_class_list(name)
+
+
+def _allowed_values(dataset, ignore_index: int, split: Split | None) -> np.ndarray:
     table = np.zeros(65536, dtype=bool)
     if getattr(dataset, "source_values", None) is not None:
         table[list(dataset.source_values)] = True
     else:
-        table[list(load_class_list(dataset.class_list).ids)] = True
+        table[list(_class_list(dataset.class_list, split).ids)] = True
         table[ignore_index] = True
     return table
 
@@ -126,7 +132,7 @@ def check_dataset(name: str, root, cfg: dict | None = None, split: Split | None 
             text = f"{report.images} images in the {part} part; the full dataset has {report.expected}"
             (report.problems.append(Problem(str(dataset.list_file or dataset.root), text)) if strict_counts
              else report.warnings.append(text))
-        allowed = _allowed_values(dataset, ignore)
+        allowed = _allowed_values(dataset, ignore, split)
         indices = range(len(dataset) if limit is None else min(limit, len(dataset)))
         tick = progress(part, len(indices)) if progress else None
         with ThreadPoolExecutor(_workers(workers)) as pool:
@@ -143,7 +149,7 @@ def dataset_stats(name: str, root, cfg: dict | None = None, split: Split | None 
     """Per-class pixel and image counts of one part, and for a split how many images hold unseen classes."""
     cfg = _dataset_cfg(cfg, split)
     dataset = build_dataset(name, part, root, cfg)
-    classes = load_class_list(getattr(dataset, "class_list", None) or (split.classes.name if split else name))
+    classes = _class_list(getattr(dataset, "class_list", None) or (split.classes.name if split else name), split)
     tick = progress(part, len(dataset)) if progress else None
     presence, totals = label_statistics(dataset, workers=workers, progress=tick)
     labelled = sum(int(totals[i]) for i in classes.ids if i < len(totals))
