@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
+from tests.helpers.configs import card_config
 from tests.helpers.datasets import make_voc_devkit
-from zsseg_bench.catalog.cards import load_card, resolve_config
 from zsseg_bench.catalog.splits import load_split
 from zsseg_bench.datasets import build_dataset
 from zsseg_bench.engine.context import RunContext
@@ -31,7 +31,7 @@ from zsseg_bench.engine.context import RunContext
 def measure(root: Path, workers: int, batches: int, warmup: int, pin_memory: bool, batch_size: int) -> float:
     overrides = [f"data.num_workers={workers}", f"data.pin_memory={str(pin_memory).lower()}",
                  f"data.batch_size={batch_size}"]
-    cfg = resolve_config(load_card("spnet"), "voc12", overrides)
+    cfg = card_config("spnet", "voc12", overrides)  # validated, as a run's config is
     split = load_split("voc12-15-5")
     dataset = build_dataset("voc12", "train", str(root), {"classes": "voc12"})
     ctx = RunContext(split=split, train_set=dataset, device=torch.device("cpu"), seed=0, cfg=cfg)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.helpers.configs import card_config
 from tests.helpers.interrupt import StopAt
 from zsseg_bench.catalog.splits import load_split
 from zsseg_bench.datasets.synthetic import SyntheticSegmentation
@@ -118,7 +119,7 @@ def setting():
 
 def _fit(setting, folder, resume=None, reporter=None, every=3, **kw):
     split, data, classes = setting
-    cfg = {"data": {"batch_size": 4}, "engine": {"deterministic": True}}
+    cfg = card_config("spnet", data={"batch_size": 4}, engine={"deterministic": True})
     ctx = RunContext(split=split, train_set=data, device=torch.device("cpu"), seed=0, cfg=cfg,
                        reporter=reporter or Reporter())
     torch.manual_seed(0)

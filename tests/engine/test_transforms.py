@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers.configs import card_config
 from zsseg_bench.engine.transforms import (
     EvalTransform,
     TrainTransform,
@@ -94,17 +95,25 @@ def test_eval_transforms():
 
 
 def test_config_and_caffe_mean_fill():
-    train, ev = transforms_from_config({"data": {"crop": 321, "scale": [0.5, 1.5], "warp": 513, "pad_to": 513},
-                                        "eval": {"warp": 513},
-                                        "input": {"mean": [104.008, 116.669, 122.675], "bgr": True}}, 255)
+    caffe = {"mean": [104.008, 116.669, 122.675], "std": [1.0, 1.0, 1.0], "bgr": True}
+    train, ev = transforms_from_config(card_config("spnet", data={"crop": 321, "scale": [0.5, 1.5], "warp": 513,
+                                                                  "pad_to": 513}, eval={"warp": 513}, input=caffe), 255)
     assert train.crop == (321, 321) and train.fixed_size == (321, 321) and ev.fixed_size == (513, 513)
     assert train.fill == (123, 117, 104)  # RGB order of the BGR mean
-    assert transforms_from_config({"data": {"batch_size": 4, "hflip": True}, "eval": {}}, 255) == (None, None)
+    assert transforms_from_config(card_config("spnet", data={"batch_size": 4}), 255) == (None, None)
     assert pad_fill({}, 7) == (7, 7, 7)
-    for bad in ({"data": {"crop": "big"}}, {"data": {"scale": [2, 1]}}, {"eval": {"warp": 5, "short_side": 5}},
-                {"eval": {"warp": 5, "label_at": "somewhere"}}, {"data": {"crop": 9, "pad_mode": "mirror"}}):
-        with pytest.raises(ZsbenchError):
-            transforms_from_config(bad, 255)
+
+
+@pytest.mark.parametrize("sections, key", [
+    ({"data": {"crop": "big"}}, "data.crop"), ({"data": {"scale": [2, 1]}}, "data.scale"),
+    ({"eval": {"warp": 5, "short_side": 5}}, "eval"), ({"eval": {"warp": 5, "label_at": "somewhere"}}, "eval.label_at"),
+    ({"data": {"crop": 9, "pad_mode": "mirror"}}, "data.pad_mode"), ({"data": {"pad_image": 300}}, "data.pad_image"),
+    ({"eval": {"short_side": 0}}, "eval.short_side"),
+])
+def test_bad_transform_settings_are_refused_by_the_schema(sections, key):
+    """The values transforms_from_config converts are checked once, by the schema, when a run is prepared."""
+    with pytest.raises(ZsbenchError, match=key.replace(".", r"\.")):
+        card_config("spnet", **sections)
 
 
 def test_spnet_train_transform_speed(benchmark, one_thread):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from zsseg_bench.catalog.cards import list_cards, load_card, resolve_config
+from tests.helpers.configs import card_config
+from zsseg_bench.catalog.cards import list_cards, load_card
 from zsseg_bench.catalog.splits import load_split
 from zsseg_bench.datasets import build_dataset
 from zsseg_bench.embeddings.base import split_embeddings
@@ -30,8 +31,8 @@ def setup():
 def test_method_trains_every_stage_and_predicts(setup, name):
     split, train = setup
     card = load_card(name)
-    cfg = resolve_config(card, "synthetic", ["data.batch_size=4"])
-    emb = split_embeddings(split, train, cfg.get("embeddings"))
+    cfg = card_config(name, overrides=["data.batch_size=4"])
+    emb = split_embeddings(split, train, cfg["embeddings"])
     classes = ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), torch.from_numpy(emb), 255,
                          split.calibration_val)
     method = IMPLEMENTATIONS.get(card.impl)(cfg, classes)

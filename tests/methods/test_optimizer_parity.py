@@ -69,7 +69,7 @@ def build_on_meta(card_name: str, dataset: str, overrides=()):
     split = split_for(dataset, None)
     embeddings = torch.nn.functional.normalize(torch.randn(len(split.eval_names), EMBEDDING_DIM), dim=1)
     with torch.device("meta"):
-        return build_method(IMPLEMENTATIONS.get(card.impl), card, cfg, class_space(split, embeddings))
+        return build_method(IMPLEMENTATIONS.get(card.impl), cfg, class_space(split, embeddings))
 
 
 # ---- comparison ---------------------------------------------------------------------------------------

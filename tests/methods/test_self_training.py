@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from tests.helpers.configs import card_config
 from zsseg_bench.catalog.cards import card_paths, load_card, resolve_config
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods import IMPLEMENTATIONS, ClassSpace
@@ -226,7 +227,8 @@ def test_stage_train_images_all_readmits_images_dropped_by_the_split(tmp_path):
             self.seen_indices.setdefault(stage.name, set()).update(batch["index"].tolist())
             return {}
 
-    ctx = RunContext(split=split, train_set=data, device=torch.device("cpu"), seed=0, cfg={}, train_indices=kept)
+    ctx = RunContext(split=split, train_set=data, device=torch.device("cpu"), seed=0, cfg=card_config("spnet"),
+                     train_indices=kept)
     rec = Recorder()
     ctx.fit(rec)
     assert rec.seen_indices["split"] <= set(kept.tolist())

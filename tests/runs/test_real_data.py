@@ -10,6 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests.helpers.configs import card_config
 from tests.helpers.datasets import make_voc_devkit
 from zsseg_bench.catalog.splits import load_class_list, load_split
 from zsseg_bench.cli import app
@@ -76,12 +77,12 @@ def test_variable_size_images_need_a_crop_for_training_and_evaluate_one_by_one(v
     train = build_dataset("voc12", "train", str(root), {})
     test = build_dataset("voc12", "test", str(root), {})
     ctx = RunContext(split=split, train_set=train, device=torch.device("cpu"), seed=0,
-                       cfg={"data": {"batch_size": 2}, "eval": {}})
+                     cfg=card_config("spnet", data={"batch_size": 2}))
     with pytest.raises(ZsbenchError, match="data.crop"):
         ctx.loader()
     assert ctx.loader(range(3), dataset=test, batch_size=8, shuffle=False).batch_size == 1
     ctx = RunContext(split=split, train_set=train, device=torch.device("cpu"), seed=0,
-                       cfg={"data": {"batch_size": 2, "crop": 24}, "eval": {"warp": 33}})
+                     cfg=card_config("spnet", data={"batch_size": 2, "crop": 24}, eval={"warp": 33}))
     batch = next(iter(ctx.loader()))
     assert batch["image"].shape == (2, 3, 24, 24) and batch["label"].dtype == torch.int64
     evaluation = ctx.loader(range(3), dataset=test, batch_size=8, shuffle=False)

@@ -35,7 +35,6 @@ def eval_checkpoint(
     req = EvalRequest(checkpoint=str(checkpoint), method=method, dataset=dataset, split=split, device=device,
                       data_root=data_root, overrides=list(overrides or []), out=out or default_runs_dir(),
                       command=recorded_command())
-    _validate(req)
     with RichReporter(console) as reporter:
         path = evaluate_checkpoint(req, reporter)
     metrics = json.loads((path / "metrics.json").read_text())
@@ -44,16 +43,3 @@ def eval_checkpoint(
     console.print(f"run record: [bold]{path}[/]")
     console.print(f"compare with the published row: zsbench check {path}")
 
-
-def _validate(req) -> None:
-    """The card's config with the --set values, checked against the schemas before anything is read
-    (a card that is not CaGNet's is refused by evaluate_checkpoint, with that reason)."""
-    from zsseg_bench.catalog.cards import load_card, resolve_config
-    from zsseg_bench.catalog.validate import validate_config
-    from zsseg_bench.methods import IMPLEMENTATIONS
-    from zsseg_bench.methods.cagnet.official import is_cagnet_impl
-
-    card = load_card(req.method)
-    if not is_cagnet_impl(IMPLEMENTATIONS.get(card.impl)):
-        return
-    validate_config(card, resolve_config(card, req.dataset, req.overrides), req.dataset)

@@ -79,10 +79,10 @@ class RunContext:
         size = max(256, self.split.ignore_index + 1)
         self.train_lut = torch.from_numpy(self.split.lut(train=True, size=size)).to(self.device)
         self.eval_lut = torch.from_numpy(self.split.lut(train=False, size=size)).to(self.device)
-        inp = self.cfg.get("input", {})
-        self.mean = torch.tensor(inp.get("mean", [127.5] * 3), device=self.device).view(1, 3, 1, 1)
-        self.std = torch.tensor(inp.get("std", [64.0] * 3), device=self.device).view(1, 3, 1, 1)
-        self.bgr = bool(inp.get("bgr", False))
+        inp = self.cfg["input"]
+        self.mean = torch.tensor(inp["mean"], device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(inp["std"], device=self.device).view(1, 3, 1, 1)
+        self.bgr = inp["bgr"]
         # CPU-side joint transforms of real datasets (crop, scale, warp); None for the synthetic
         # benchmark, whose fixed-size images go to the device as they are.
         self.train_transform, self.eval_transform = transforms_from_config(self.cfg, self.split.ignore_index)
@@ -122,7 +122,7 @@ class RunContext:
 
         With several processes, `global_batch` flips are drawn and this rank's batch takes
         those from `offset` on."""
-        if not self.cfg.get("data", {}).get("hflip", True):
+        if not self.cfg["data"]["hflip"]:
             return batch
         n = batch["image"].shape[0]
         flip = (torch.rand(global_batch or n, generator=gen) < 0.5)[offset: offset + n]
@@ -143,7 +143,7 @@ class RunContext:
         `cfg["data"]`) or the evaluation one (`cfg["eval"]`). Images of different sizes cannot
         be stacked: training then needs a crop or warp, and evaluation runs one image per batch.
         """
-        data_cfg = self.cfg.get("data", {})
+        data_cfg = self.cfg["data"]
         train = shuffle if train is None else train
         dataset = dataset if dataset is not None else self.train_set
         indices = self.train_indices if indices is None else indices
@@ -153,15 +153,14 @@ class RunContext:
             raise _unbatchable(dataset)
         if transform is not None:
             dataset = TransformedDataset(dataset, transform)
-        batch_size = batch_size or data_cfg.get("batch_size", 16)
+        batch_size = batch_size or data_cfg["batch_size"]
         if not fixed:
             batch_size = 1
         subset = torch.utils.data.Subset(dataset, list(map(int, indices)))
-        workers = int(data_cfg.get("num_workers", 0))
+        workers = data_cfg["num_workers"]
         return torch.utils.data.DataLoader(
             subset, batch_size=min(batch_size, len(subset)), shuffle=shuffle, drop_last=drop_last and shuffle,
-            collate_fn=collate, generator=gen, num_workers=workers,
-            pin_memory=bool(data_cfg.get("pin_memory", self.device.type == "cuda")),
+            collate_fn=collate, generator=gen, num_workers=workers, pin_memory=self._pin_memory(),
             persistent_workers=workers > 0 and shuffle,
         )
 
@@ -173,7 +172,7 @@ class RunContext:
         if len(indices) == 0:
             raise ZsbenchError(f"no training images left for split {self.split.name} after its training policy "
                                f"({self.split.train_policy})")
-        data_cfg = self.cfg.get("data", {})
+        data_cfg = self.cfg["data"]
         dataset = self.train_set
         if not _batchable(dataset, self.train_transform):
             raise _unbatchable(dataset)
@@ -182,11 +181,14 @@ class RunContext:
             # its own seed, so they are the same whatever the workers, processes or resume point.
             dataset = TransformedDataset(dataset, self.train_transform)
         rank, world = rank_and_world()
-        stream = BatchStream(dataset, indices, batch_size or data_cfg.get("batch_size", 16), gen,
-                             num_workers=int(data_cfg.get("num_workers", 0)),
-                             pin_memory=bool(data_cfg.get("pin_memory", self.device.type == "cuda")),
-                             rank=rank, world=world)
+        stream = BatchStream(dataset, indices, batch_size or data_cfg["batch_size"], gen,
+                             num_workers=data_cfg["num_workers"], pin_memory=self._pin_memory(), rank=rank, world=world)
         return TrainBatches(self, stream, gen, lut)
+
+    def _pin_memory(self) -> bool:
+        """`data.pin_memory`, or where it is unset (None: DataOptions leaves it out of the config), on CUDA."""
+        pin = self.cfg["data"].get("pin_memory")
+        return self.device.type == "cuda" if pin is None else pin
 
     # ---- log ---------------------------------------------------------------------------------
     def log(self, record: dict) -> None:

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from zsseg_bench.engine.distributed import shard
 from zsseg_bench.engine.options import autocast
 from zsseg_bench.engine.transforms import label_maps_at
-from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods.base import Method
 from zsseg_bench.metrics import ConfusionMeter
 
@@ -28,20 +27,18 @@ def evaluate_confusion(method: Method, ctx, dataset, lut: torch.Tensor, num_clas
                        score_fn: Callable | None = None) -> np.ndarray:
     """One confusion matrix over a whole data set, accumulated on the device.
 
-    eval.mode "full" (default): scores are computed at (upsampled to) the label's resolution.
+    eval.mode "full": scores are computed at (upsampled to) the label's resolution.
     eval.mode "feature": the label is nearest-downsampled to the score map (CaGNet's official
     evaluation at 65x65 for 513x513 inputs).
     """
-    eval_cfg = ctx.cfg.get("eval", {})
-    mode = eval_cfg.get("mode", "full")
-    if mode not in ("full", "feature"):
-        raise ZsbenchError(f"eval.mode must be 'full' or 'feature', not {mode!r}")
+    eval_cfg = ctx.cfg["eval"]
+    mode = eval_cfg["mode"]  # one of the two: EvalOptions checked it
     method.eval()
     meter = ConfusionMeter(num_classes, ctx.split.ignore_index, ctx.device)
     indices = np.arange(len(dataset)) if indices is None else np.asarray(indices)
     # Several processes: each scores every world-th image; the matrices are summed below.
     mine = shard(indices)
-    loader = ctx.loader(mine, eval_cfg.get("batch_size", 32), shuffle=False, dataset=dataset) if len(mine) else []
+    loader = ctx.loader(mine, eval_cfg["batch_size"], shuffle=False, dataset=dataset) if len(mine) else []
     ctx.reporter.stage_start("evaluate", len(loader))
     for batch in loader:
         b = ctx.to_device(batch, lut)

@@ -134,7 +134,7 @@ class _LossLog:
 
     def __init__(self, ctx, stage: Stage, label: str, optimizers: dict):
         self.ctx, self.stage, self.label, self.optimizers = ctx, stage, label, optimizers
-        self.every = int(ctx.cfg.get("log_every", 50))
+        self.every = ctx.cfg["log_every"]
         self.start = time.perf_counter()
         self.running: dict[str, torch.Tensor] = {}
         self.count = 0

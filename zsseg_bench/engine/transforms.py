@@ -25,20 +25,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from zsseg_bench.errors import ZsbenchError
-
 __all__ = ["resize_image", "resize_label_at_centres", "label_maps_at", "pad_pair", "crop_pair", "hflip_pair",
            "TrainTransform", "EvalTransform", "TransformedDataset", "transforms_from_config", "pad_fill"]
 
 
-def _size2(value, key: str) -> tuple[int, int] | None:
-    if value in (None, 0, False):
+def _size2(value) -> tuple[int, int] | None:
+    """A validated size (N, [height, width], or None/0: none) as (height, width) or None."""
+    if not value:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return (value, value)
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
-        return (int(value[0]), int(value[1]))
-    raise ZsbenchError(f"config '{key}': {value!r} is not a size; use N or [height, width]")
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
 def resize_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -103,13 +98,12 @@ def hflip_pair(image, label):
 
 
 def pad_fill(input_cfg: dict, how="mean") -> tuple[int, int, int]:
-    """RGB uint8 padding colour: the method's mean (zero after normalisation) or a given value."""
+    """RGB uint8 padding colour: the method's mean (zero after normalisation) or a given value
+    (0..255, as DataOptions.pad_image checked)."""
     if how != "mean":
-        if not isinstance(how, int) or not 0 <= how <= 255:
-            raise ZsbenchError(f"config 'data.pad_image': {how!r}; use 'mean' or a value 0..255")
         return (how, how, how)
-    mean = list(input_cfg.get("mean", [127.5] * 3))
-    if input_cfg.get("bgr", False):
+    mean = list(input_cfg["mean"])
+    if input_cfg["bgr"]:
         mean = mean[::-1]  # the config's mean is in BGR order; the tensors here are RGB
     return tuple(int(round(min(max(m, 0), 255))) for m in mean)
 
@@ -199,32 +193,18 @@ class TransformedDataset(torch.utils.data.Dataset):
 
 
 def transforms_from_config(cfg: dict, ignore_index: int) -> tuple[TrainTransform | None, EvalTransform | None]:
-    """The training and evaluation transforms a resolved config asks for (None: use items as they are)."""
-    data, ev = cfg.get("data", {}) or {}, cfg.get("eval", {}) or {}
+    """The training and evaluation transforms a validated config asks for (None: use items as they
+    are). Its values were checked by the schema (engine/options.py: DataOptions, EvalOptions)
+    when the run was prepared, so they are only converted here."""
+    data, ev = cfg["data"], cfg["eval"]
     train = None
-    if any(data.get(k) not in (None, False) for k in ("warp", "scale", "crop")):
-        scale = data.get("scale")
-        if scale is not None:
-            if not (isinstance(scale, (list, tuple)) and len(scale) == 2 and 0 < float(scale[0]) <= float(scale[1])):
-                raise ZsbenchError(f"config 'data.scale': {scale!r}; use [low, high] with 0 < low <= high, e.g. [0.5, 1.5]")
-            scale = (float(scale[0]), float(scale[1]))
-        mode = data.get("pad_mode", "symmetric")
-        if mode not in ("symmetric", "bottom_right"):
-            raise ZsbenchError(f"config 'data.pad_mode': {mode!r}; use symmetric or bottom_right")
-        train = TrainTransform(warp=_size2(data.get("warp"), "data.warp"), scale=scale,
-                               crop=_size2(data.get("crop"), "data.crop"),
-                               pad_to=_size2(data.get("pad_to"), "data.pad_to"), pad_mode=mode,
-                               fill=pad_fill(cfg.get("input", {}) or {}, data.get("pad_image", "mean")),
-                               ignore_index=ignore_index)
+    if any(data[k] for k in ("warp", "scale", "crop")):
+        scale = data["scale"]
+        train = TrainTransform(warp=_size2(data["warp"]), scale=None if scale is None else tuple(map(float, scale)),
+                               crop=_size2(data["crop"]), pad_to=_size2(data["pad_to"]), pad_mode=data["pad_mode"],
+                               fill=pad_fill(cfg["input"], data["pad_image"]), ignore_index=ignore_index)
     evaluate = None
-    warp, short = _size2(ev.get("warp"), "eval.warp"), ev.get("short_side")
-    if warp is not None and short:
-        raise ZsbenchError("config 'eval': set either warp or short_side, not both")
-    label_at = ev.get("label_at", "input")
-    if label_at not in ("input", "original"):
-        raise ZsbenchError(f"config 'eval.label_at': {label_at!r}; use input or original")
+    warp, short = _size2(ev["warp"]), ev["short_side"]
     if warp is not None or short:
-        if short and not (isinstance(short, int) and short > 0):
-            raise ZsbenchError(f"config 'eval.short_side': {short!r} is not a positive integer")
-        evaluate = EvalTransform(warp=warp, short_side=short or None, label_at=label_at)
+        evaluate = EvalTransform(warp=warp, short_side=short or None, label_at=ev["label_at"])
     return train, evaluate

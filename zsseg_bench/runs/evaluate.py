@@ -62,7 +62,6 @@ def evaluate_checkpoint(req: EvalRequest, reporter: Reporter | None = None) -> P
     cfg, split, test_set = run.cfg, run.split, run.data.test
     record = RunRecord.create(req.out, make_run_id(card.name, split.name, 0))
     started = time.time()
-    eval_mode = cfg.get("eval", {}).get("mode", "full")
     record.write_json("run.json", {
         **initial_run_info(req, card, split, run_name=record.path.name, seed=0, data=run.data, n_train_used=0,
                            device=run.device, flags=run.flags, options=run.options, processes=1),
@@ -78,7 +77,7 @@ def evaluate_checkpoint(req: EvalRequest, reporter: Reporter | None = None) -> P
             rule = write_scores(record, confusion, split, cfg, len(test_set))
             store_predictions(record, run.method, ctx, test_set, split)
             record.update_run(status="ok", end=utcnow(), wall_time_s=round(time.time() - started, 2),
-                              scoring={"absent": rule.absent, "eval_mode": eval_mode})
+                              scoring={"absent": rule.absent, "eval_mode": cfg["eval"]["mode"]})
     finally:
         ctx.close()
         restore_switches()

@@ -1,7 +1,7 @@
 """Stored predictions: what a run predicted on a fixed handful of test images.
 
 After evaluation, a run writes its predictions for `eval.keep_predictions` test images
-(default 8; 0 turns it off) into its folder, so that figures can be drawn later without the
+(default in engine/options.py, EvalOptions; 0 turns it off) into its folder, so that figures can be drawn later without the
 weights:
 
     predictions/index.json          which images (index, name, size, sha256 of the label map)
@@ -32,10 +32,9 @@ import torch.nn.functional as F
 
 from zsseg_bench.report.palette import encode_palette_png, palette_for
 
-__all__ = ["PREDICTIONS_DIR", "DEFAULT_COUNT", "choose_images", "store_predictions", "load_stored", "label_digest"]
+__all__ = ["PREDICTIONS_DIR", "choose_images", "store_predictions", "load_stored", "label_digest"]
 
 PREDICTIONS_DIR = "predictions"
-DEFAULT_COUNT = 8
 FORMAT = 1
 _SCAN = 16  # read at most this many label maps per wanted image when looking for unseen classes
 
@@ -80,7 +79,7 @@ def store_predictions(record, method, ctx, dataset, split) -> dict | None:
     """Predict the chosen test images and write them into the run folder; returns the index."""
     from zsseg_bench.engine.options import autocast
 
-    count = int(ctx.cfg.get("eval", {}).get("keep_predictions", DEFAULT_COUNT))
+    count = ctx.cfg["eval"]["keep_predictions"]
     if count <= 0:
         return None
     if max(split.classes.ids) > 255:
@@ -97,7 +96,7 @@ def store_predictions(record, method, ctx, dataset, split) -> dict | None:
         raw_label = batch["label"][0].numpy()
         b = ctx.to_device(batch, ctx.eval_lut)
         size = tuple(b["label"].shape[-2:])
-        with autocast(ctx.device, ctx.cfg.get("precision", "fp32")):
+        with autocast(ctx.device, ctx.options.precision):
             scores = method.predict(b["image"], size)
         if tuple(scores.shape[-2:]) != size:
             scores = F.interpolate(scores.float(), size=size, mode="bilinear", align_corners=False)

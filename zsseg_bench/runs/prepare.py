@@ -114,7 +114,7 @@ def prepare_run(req: RunRequest, *, data: bool = True, training: bool = True, bu
     if embeddings is not None:
         vectors = embeddings(split)
     else:
-        vectors = split_embeddings(split, _embedding_source(req, cfg, split, run_data), cfg.get("embeddings"))
+        vectors = split_embeddings(split, _embedding_source(req, cfg, split, run_data), cfg["embeddings"])
     if run_data is not None:
         check_data_config(cfg, split, run_data.train)
     prepared = PreparedRun(card=card, cfg=cfg, split=split, seed=req.seed, device=device, options=options,
@@ -140,9 +140,6 @@ def _with_init(cfg: dict, init: str) -> dict:
     path = Path(init).expanduser().resolve()
     if not path.is_file():
         raise ZsbenchError(f"--init {init}: no such file")
-    cfg.setdefault("backbone", {})
-    if not isinstance(cfg["backbone"], dict):
-        raise ZsbenchError("--init: the config's 'backbone' is not a mapping")
     cfg["backbone"]["init"] = str(path)
     return cfg
 
@@ -189,7 +186,7 @@ _DATASETS = _Datasets()
 
 def _data_options(req: RunRequest, cfg: dict, split: Split) -> tuple[dict, str | None]:
     """(dataset options, data root) of a run: `--data-root` wins over the config's `dataset.root`."""
-    options = dict(cfg.get("dataset", {}))
+    options = dict(cfg["dataset"])
     root = req.data_root or options.pop("root", None)
     options.setdefault("classes", split.classes.name)  # the label space a multi-space dataset must yield
     return options, root
@@ -206,7 +203,7 @@ def _embedding_source(req: RunRequest, cfg: dict, split: Split, run_data: RunDat
     only for the provider that takes its vectors from the dataset (the synthetic benchmark's)."""
     if run_data is not None:
         return run_data.train
-    if (cfg.get("embeddings") or {}).get("provider", "dataset") != "dataset":
+    if cfg["embeddings"]["provider"] != "dataset":
         return None
     options, root = _data_options(req, cfg, split)
     return _DATASETS.get(req.dataset, "test", root, options)
@@ -238,7 +235,7 @@ def _build(prepared: PreparedRun, impl, resume: ResumePoint | None) -> None:
     leaves nothing behind, and the protocol flags (which may depend on the config, e.g. zs3net's
     stage-3 variant) are known up front."""
     torch.manual_seed(prepared.seed)
-    method = build_method(impl, prepared.card, prepared.cfg, prepared.classes).to(prepared.device)
+    method = build_method(impl, prepared.cfg, prepared.classes).to(prepared.device)
     prepared.flags = method.protocol_flags()
     broadcast_module(method)  # several processes: rank 0's initial weights everywhere
     prepare_method(method, prepared.options)
@@ -248,17 +245,15 @@ def _build(prepared: PreparedRun, impl, resume: ResumePoint | None) -> None:
     prepared.method = method
 
 
-def build_method(impl, card: Card, cfg: dict, classes: ClassSpace):
-    """The method of a run, with its stage schedule read once: a configuration value of the wrong
-    kind (`--set step1.iterations=ten`, a card key missing) is one error line before any run
-    folder exists, not a traceback from inside training."""
-    try:
-        method = impl(cfg, classes)
-        method.stages()
-    except (ValueError, TypeError, KeyError) as exc:
-        what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise ZsbenchError(f"{card.path}: the configuration of {card.name} cannot be used ({type(exc).__name__}: "
-                           f"{what}); check the --set values, or the card if you edited it") from None
+def build_method(impl, cfg: dict, classes: ClassSpace):
+    """The method of a run, built from its validated config, with its stage schedule read once.
+
+    No error net here: every config reaching this point has passed `validate_config` (or, for an
+    implementation other than the card's, the method's own `check_config`), which refuses a
+    value of the wrong kind or a missing key with one line naming it, so an exception from
+    here is a bug in the method, and its traceback is what finds it."""
+    method = impl(cfg, classes)
+    method.stages()
     return method
 
 

@@ -150,7 +150,7 @@ def _train_and_score(req: RunRequest, run: PreparedRun, record, ctx: RunContext,
                      cache_key_extra=hashlib.sha256(data_key.encode()).hexdigest(), checkpoints=checkpoints)
     seed_everything(req.seed, 2000)  # after_training may build models: same state, reused or not
     extra = method.after_training(ctx)
-    if cfg.get("save_weights", True) and main:
+    if cfg["save_weights"] and main:
         save_checkpoint(record.path / "ckpt" / "final.pt", method, method_name=run.card.name, split=split,
                         config=cfg, stage=method.stages()[-1].name if method.stages() else None, extra=extra)
     test_set = run.data.test
@@ -158,10 +158,9 @@ def _train_and_score(req: RunRequest, run: PreparedRun, record, ctx: RunContext,
     rule = write_scores(record, confusion, split, cfg, len(test_set))
     if main:
         store_predictions(record, method, ctx, test_set, split)  # predictions/ for figures
-    eval_mode = cfg.get("eval", {}).get("mode", "full")
     record.update_run(status="ok", end=utcnow(), wall_time_s=round(time.time() - started, 2),
                       reused_stages=reused, method_facts=extra,
-                      scoring={"absent": rule.absent, "eval_mode": eval_mode})
+                      scoring={"absent": rule.absent, "eval_mode": cfg["eval"]["mode"]})
     if not run.options.keep_training_state:
         checkpoints.cleanup()
 
@@ -187,7 +186,7 @@ def initial_run_info(req, card: Card, split: Split, *, run_name: str, seed: int,
 
 def write_scores(record, confusion, split: Split, cfg: dict, n_images: int) -> ScoringRule:
     """confusion.npy, per_class.csv and metrics.json of a finished evaluation; returns the scoring rule used."""
-    rule = ScoringRule(absent=cfg.get("eval", {}).get("absent", "nan"))
+    rule = ScoringRule(absent=cfg["eval"]["absent"])
     scores = compute_scores(confusion, split.seen_mask, split.eval_names, rule, split.background_index)
     record.write_confusion(confusion)
     record.write_csv("per_class.csv", scores.per_class)

@@ -14,6 +14,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests.helpers.configs import card_config
 from tests.helpers.datasets import make_packaged, make_voc_devkit
 from tests.helpers.official_layout import cagnet_shapes
 from zsseg_bench.catalog.cards import load_card, resolve_config
@@ -60,7 +61,7 @@ def trees(tmp_path_factory):
 def _model(dataset: str, overrides: list[str], seed: int, method: str = "cagnet-pi"):
     split = load_split(DATASETS[dataset][0])
     card = load_card(method)
-    cfg = resolve_config(card, dataset, overrides)
+    cfg = card_config(method, dataset, overrides)
     setting = dict(o.split("=", 1) for o in overrides)
     table = np.load(setting["embeddings.path"])
     names = Path(setting["embeddings.names"]).read_text().split("\n")
