@@ -70,6 +70,14 @@ class Registry(Generic[T]):
                 f"available: {', '.join(sorted(self._entries))}"
             ) from None
 
+    def check_name(self, name: str) -> str:
+        """`name` if it resolves, else ValueError (a schema validator: pydantic turns it into the
+        config error line, with the did-you-mean and the registered names)."""
+        if name not in self:
+            raise ValueError(f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; "
+                             f"known: {', '.join(self.names())}")
+        return name
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 

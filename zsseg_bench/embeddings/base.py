@@ -20,19 +20,13 @@ import numpy as np
 from pydantic import AfterValidator
 
 from zsseg_bench.catalog.schema import Dispatched, checked, declare_options
-from zsseg_bench.errors import ZsbenchError, did_you_mean
+from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.registry import Registry
 
 __all__ = ["EMBEDDINGS", "EmbeddingOptions", "split_embeddings", "normalize_rows"]
 
 EMBEDDINGS: Registry[Callable[..., np.ndarray]] = Registry("embedding provider")
 
-
-def _registered(name: str) -> str:
-    if name not in EMBEDDINGS:
-        raise ValueError(f"unknown embedding provider {name!r}{did_you_mean(name, EMBEDDINGS.names())}; "
-                         f"known: {', '.join(EMBEDDINGS.names())}")
-    return name
 
 
 class EmbeddingOptions(Dispatched):
@@ -41,7 +35,7 @@ class EmbeddingOptions(Dispatched):
 
     dispatch_key = "provider"
 
-    provider: Annotated[str, AfterValidator(_registered)]
+    provider: Annotated[str, AfterValidator(EMBEDDINGS.check_name)]
     normalize: Literal["l2", "none"] | None = None
 
     @classmethod

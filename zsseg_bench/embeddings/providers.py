@@ -41,7 +41,7 @@ import numpy as np
 from pydantic import Field
 
 from zsseg_bench.catalog.schema import declare_options
-from zsseg_bench.embeddings.base import EMBEDDINGS, EmbeddingOptions
+from zsseg_bench.embeddings.base import EMBEDDINGS, EmbeddingOptions, normalize_rows
 from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["canonical_name", "load_table", "read_names", "load_pickled_array"]
@@ -258,11 +258,6 @@ def _official(cfg, dataset, split, filename: str, provider: str) -> np.ndarray:
 
 
 # ---- providers ---------------------------------------------------------------------------------
-def _unit_rows(t: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(t, axis=1, keepdims=True)
-    return t / np.where(n > 0, n, 1.0)
-
-
 @EMBEDDINGS.register("cagnet-fastnvec")
 @declare_options(FastnvecOptions)
 def cagnet_fastnvec(split, dataset, cfg: dict) -> np.ndarray:
@@ -270,8 +265,8 @@ def cagnet_fastnvec(split, dataset, cfg: dict) -> np.ndarray:
     ft = _official(cfg, dataset, split, "fasttext.pkl", "cagnet-fastnvec")
     w2v = _official(cfg, dataset, split, "word2vec.pkl", "cagnet-fastnvec")
     if cfg["halves"] == "unit":
-        ft, w2v = _unit_rows(ft), _unit_rows(w2v)
-    return _unit_rows(np.concatenate([ft, w2v], axis=1).astype(np.float32))
+        ft, w2v = normalize_rows(ft), normalize_rows(w2v)
+    return normalize_rows(np.concatenate([ft, w2v], axis=1).astype(np.float32))
 
 
 @EMBEDDINGS.register("fasttext")
@@ -312,7 +307,7 @@ def zs3_w2v(split, dataset, cfg: dict) -> np.ndarray:
     if scaling == "global_max":
         table = table / np.linalg.norm(table, axis=1).max()
     elif scaling == "l2":
-        table = _unit_rows(table)
+        table = normalize_rows(table)
     return table.astype(np.float32)
 
 

@@ -31,7 +31,6 @@ from pydantic import AfterValidator, Field
 from torch import nn
 
 from zsseg_bench.catalog.schema import Dispatched, PositiveInt, checked, declare_options
-from zsseg_bench.errors import did_you_mean
 from zsseg_bench.registry import Registry
 
 __all__ = ["BACKBONES", "BackboneOptions", "SmallCNNOptions", "SmallCNN", "build_backbone"]
@@ -39,19 +38,13 @@ __all__ = ["BACKBONES", "BackboneOptions", "SmallCNNOptions", "SmallCNN", "build
 BACKBONES: Registry = Registry("backbone")
 
 
-def _registered(name: str) -> str:
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}{did_you_mean(name, BACKBONES.names())}; "
-                         f"known: {', '.join(BACKBONES.names())}")
-    return name
-
 
 class BackboneOptions(Dispatched):
     """The keys every backbone has; `name` picks the rest (the builder's `options`)."""
 
     dispatch_key = "name"
 
-    name: Annotated[str, AfterValidator(_registered)] = "small-cnn"
+    name: Annotated[str, AfterValidator(BACKBONES.check_name)] = "small-cnn"
     init: str | None = None  # weights to load right after building (see weights.py)
     init_parts: str = "all"  # which named parts must come from the file: all, or e.g. body
 
