@@ -19,8 +19,8 @@ def table(
     runs: List[Path] = typer.Argument(..., help="Run folders, or folders containing them."),
     published: bool = typer.Option(False, "--published", help="Add published values and deltas."),
     source: Optional[str] = typer.Option(None, "--source", help="Published source (default: by priority)."),
-    against: Optional[str] = typer.Option(None, "--against", help="With --published: show DATASET[/SPLIT]'s "
-                                          "published rows instead of the runs' own (e.g. voc12 beside synthetic)."),
+    against: Optional[str] = typer.Option(None, "--against", help="With --published: show the published rows of "
+                                          "DATASET or DATASET/SPLIT instead of the runs' own (e.g. voc12 beside synthetic)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write OUT.md, .csv, .tex, .parquet."),
     metrics: str = typer.Option(",".join(METRIC_NAMES), "--metrics", help="Comma-separated metric columns."),
 ):
