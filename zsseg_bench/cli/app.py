@@ -26,7 +26,12 @@ def make_console() -> Console:
     wrap at 80 columns and cut progress lines; there the lines are as long as they need to be."""
     if sys.stdout.isatty():
         return Console()
-    return Console(width=200, soft_wrap=True)
+    return plain_console(None)
+
+
+def plain_console(file) -> Console:
+    """A console for a file (None: stdout): no colours, lines up to 200 columns."""
+    return Console(file=file, width=200, color_system=None if file is not None else "auto")
 
 # -h is --help everywhere (sub-apps pass the same settings).
 CONTEXT = {"help_option_names": ["-h", "--help"]}

@@ -37,7 +37,7 @@ def predict(
     input_size: int | None = typer.Option(
         None, "--input-size", help="Shorter side the model sees, in px; 0 = native (default: 64 for synthetic "
                                    "runs, native otherwise)."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto (cuda when present)."),
 ):
     """Segment images with a trained run over its split's classes, seen and unseen."""
     from zsseg_bench.report.tables import format_value

@@ -37,7 +37,10 @@ __all__ = ["Reporter", "seed_everything", "StageCache", "NonFiniteLoss", "train_
 
 
 class Reporter:
-    """Progress callbacks; the CLI supplies a rich implementation, tests use this silent one."""
+    """Progress callbacks; the CLI supplies its implementations (cli/progress.py), tests use this silent one."""
+
+    def run_start(self, method: str, seed: int, folder=None) -> None:
+        """A run (method, seed) starts, writing into `folder` (None where nothing is written)."""
 
     def stage_start(self, label: str, total: int) -> None: ...
 
@@ -149,7 +152,7 @@ class _LossLog:
             lrs = {name: opt.param_groups[0]["lr"] for name, (opt, _) in self.optimizers.items()}
             self.ctx.log({"stage": self.stage.name, "label": self.label, "iteration": done, "losses": means,
                           "lr": lrs, "time": round(time.perf_counter() - self.start, 3)})
-            self.ctx.reporter.advance(0, " ".join(f"{k}={v:.3f}" for k, v in list(means.items())[:3]))
+            self.ctx.reporter.advance(0, " ".join(f"{k}={v:.4g}" for k, v in means.items()))
             self.running, self.count = {}, 0
 
 

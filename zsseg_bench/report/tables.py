@@ -19,7 +19,7 @@ from zsseg_bench.catalog.published import lookup
 from zsseg_bench.metrics.scores import METRIC_NAMES
 from zsseg_bench.runs.records import find_records, load_record
 
-__all__ = ["METHOD_ORDER", "MAIN_METRICS", "MISSING", "FRACTION", "DELTA", "method_sort_key", "is_missing",
+__all__ = ["METHOD_ORDER", "MAIN_METRICS", "KEY_METRICS", "MISSING", "FRACTION", "DELTA", "method_sort_key", "is_missing",
            "format_value", "format_cell", "runs_frame", "summarize", "add_published", "format_summary", "write_tables",
            "rich_table", "print_packed", "print_comparison"]
 
@@ -27,6 +27,7 @@ __all__ = ["METHOD_ORDER", "MAIN_METRICS", "MISSING", "FRACTION", "DELTA", "meth
 METHOD_ORDER = ("spnet", "spnet-c", "zs3net", "zs3net+st", "cagnet-pi", "cagnet-pa", "cagnet-pi+st", "cagnet-pa+st")
 KEYS = ["method", "dataset", "split"]
 MAIN_METRICS = ("hIoU", "mIoU", "S-mIoU", "U-mIoU")  # the ones a short summary shows
+KEY_METRICS = (*MAIN_METRICS, "PA", "MA")  # the first printed table; the others follow in a second one
 
 MISSING = "–"  # a missing number (None, NaN) in every table and printout
 DECIMALS = 4  # metric fractions, as the source papers' tables print them
@@ -186,13 +187,23 @@ def print_packed(console, frame: pd.DataFrame, keys: list[str], groups: list[lis
 
 
 def print_comparison(console, summary: pd.DataFrame, metrics=METRIC_NAMES) -> None:
-    """The comparison table; a metric stays beside its published value and delta."""
+    """The comparison: the key metrics (KEY_METRICS) in one table, the other metrics in a second
+    one titled so; a metric stays beside its published value and delta."""
     shown = format_summary(summary, metrics)
     keys = [c for c in ("method", "flags") if c in shown]
     title = ", ".join(f"{d} / {s}" for d, s in dict.fromkeys(zip(summary["dataset"], summary["split"])))
     title += f"  (seeds {'; '.join(dict.fromkeys(summary['seeds']))}; fractions, mean ± std over seeds)"
-    groups = [[c for c in (m, f"{m} pub", f"Δ {m}") if c in shown] for m in metrics]
-    print_packed(console, shown, keys, groups, title)
+
+    def columns(names):
+        return [c for m in names for c in (m, f"{m} pub", f"Δ {m}") if c in shown]
+
+    key = [m for m in KEY_METRICS if m in metrics]
+    rest = [m for m in metrics if m not in KEY_METRICS]
+    if key:  # never split: rich narrows the cells on a narrow terminal instead
+        console.print(rich_table(shown[keys + columns(key)], title=title))
+    if rest:
+        print_packed(console, shown, keys, [columns([m]) for m in rest],
+                     f"other metrics ({', '.join(rest)})" if key else title)
     if "source" in shown:
         console.print("published source per method: " + ", ".join(
             f"{m}: {s}" for m, s in zip(shown["method"], shown["source"])))

@@ -39,8 +39,8 @@ from zsseg_bench.methods import IMPLEMENTATIONS, ClassSpace
 from zsseg_bench.methods.base import Method
 from zsseg_bench.runs.records import load_record
 
-__all__ = ["RunRequest", "RunData", "PreparedRun", "prepare_run", "split_for", "resolve_device", "class_space",
-           "train_indices", "build_method"]
+__all__ = ["RunRequest", "RunData", "PreparedRun", "prepare_run", "resolved_config", "split_for", "resolve_device",
+           "class_space", "train_indices", "build_method"]
 
 
 @dataclass
@@ -124,6 +124,12 @@ def prepare_run(req: RunRequest, *, data: bool = True, training: bool = True, bu
     if build:
         _build(prepared, implementation, req.resume)
     return prepared
+
+
+def resolved_config(req: RunRequest) -> dict:
+    """The checked configuration a run of `req` would use (`zsbench run --print-config`), and nothing else."""
+    split_for(req.dataset, req.split)
+    return _config(req, load_card(req.method))
 
 
 def _config(req: RunRequest, card: Card) -> dict:

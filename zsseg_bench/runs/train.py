@@ -104,6 +104,7 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
     run_id = make_run_id(run.card.name, run.split.name, req.seed)
     record = RunRecord.create(out_dir or req.out, run_id) if main else _NoRecord()
     run_name = record.path.name if main else run_id
+    reporter.run_start(run.card.name, req.seed, record.path)
     started = time.time()
     _write_start(record, req, run, run_name, reporter)
     ctx = run.context(reporter=reporter, log_path=record.log_path, run_id=run_name)
@@ -178,7 +179,8 @@ def initial_run_info(req, card: Card, split: Split, *, run_name: str, seed: int,
                     "options": data.options},
         "split": {"name": split.name, "version": split.version, "sha256": split.sha256,
                   "classes": split.classes.name, "train_policy": split.train_policy, "background": split.background},
-        "seed": seed, "overrides": list(req.overrides), "environment": environment(str(device)),
+        "seed": seed, "overrides": list(req.overrides),
+        "environment": {**environment(str(device)), "device_requested": getattr(req, "device", None)},
         "protocol_flags": flags,
         "engine": {**options.model_dump(), "processes": processes},
     }
