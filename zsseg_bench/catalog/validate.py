@@ -170,4 +170,7 @@ def validate_all() -> tuple[int, list[str]]:
         files.append(Path("results/published"))
     except ZsbenchError as exc:
         problems.append(str(exc))
+    from zsseg_bench.catalog.anchors import check_anchors
+
+    problems += check_anchors()
     return len(files), problems
