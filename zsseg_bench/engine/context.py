@@ -72,7 +72,8 @@ class RunContext:
     reporter: Reporter = field(default_factory=Reporter)
     log_path: object = None  # a pathlib.Path for train_log.jsonl, or None
     run_id: str = ""
-    train_indices: np.ndarray | None = None  # after the split's training policy
+    train_indices: np.ndarray | None = None  # after the split's training policy (and without the held-out ones)
+    heldout_indices: np.ndarray | None = None  # training images kept out of training (engine.heldout_images)
     pass_unseen_labels: bool = False  # only for methods flagged uses_unseen_labels
 
     def __post_init__(self):
@@ -91,6 +92,7 @@ class RunContext:
         self._log_file = None
         self.log_lines = 0  # lines in train_log.jsonl (a resumed run starts with the earlier run's)
         self.options = EngineOptions.from_cfg(self.cfg)
+        self.monitor = None  # a monitor.Monitor when the run writes TensorBoard or evaluates periodically
 
     # ---- data ---------------------------------------------------------------------------------
     def to_device(self, batch: dict, lut: torch.Tensor, with_eval_labels: bool = False) -> dict:
@@ -198,8 +200,13 @@ class RunContext:
             self._log_file = open(self.log_path, "a", buffering=1)
         self._log_file.write(json.dumps(record) + "\n")
         self.log_lines += 1
+        if self.monitor is not None:
+            self.monitor.log(record)
 
     def close(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = None
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

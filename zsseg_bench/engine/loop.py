@@ -158,7 +158,9 @@ class _LossLog:
 
 def _stage_indices(ctx, stage: Stage, indices):
     if indices is None and stage.train_images == "all":
-        return np.arange(len(ctx.train_set))
+        every = np.arange(len(ctx.train_set))
+        held = getattr(ctx, "heldout_indices", None)
+        return every if held is None else np.setdiff1d(every, held)
     if stage.train_images not in ("split", "all"):
         raise ZsbenchError(f"stage {stage.name!r}: train_images must be 'split' or 'all', not {stage.train_images!r}")
     return indices
@@ -198,6 +200,8 @@ def run_stage(ctx, method: Method, stage: Stage, stage_index: int, indices=None,
             ctx.reporter.advance(1)
             continue
         log.add(losses, it)
+        if getattr(ctx, "monitor", None) is not None:  # TensorBoard, periodic evaluation (monitor.py)
+            ctx.monitor.after_step(method, stage, label, it + 1)
         if checkpoints is not None and checkpoints.due(it + 1) and it + 1 < stage.iterations:
             checkpoints.save(method, stage, stage_index, it + 1, complete=False, optimizers=optimizers,
                              data=data, log_lines=ctx.log_lines, run_id=ctx.run_id,

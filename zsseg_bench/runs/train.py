@@ -34,6 +34,7 @@ from zsseg_bench.engine.checkpoint_format import save_checkpoint
 from zsseg_bench.engine.context import RunContext
 from zsseg_bench.engine.distributed import is_main, rank_and_world
 from zsseg_bench.engine.loop import Reporter, StageCache, seed_everything
+from zsseg_bench.engine.monitor import Monitor
 from zsseg_bench.engine.options import EngineOptions
 from zsseg_bench.engine.resume import LAST, ResumePoint, TrainingCheckpoints
 from zsseg_bench.errors import ZsbenchError
@@ -108,6 +109,8 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
     started = time.time()
     _write_start(record, req, run, run_name, reporter)
     ctx = run.context(reporter=reporter, log_path=record.log_path, run_id=run_name)
+    if run.options.tensorboard or run.options.eval_every:
+        ctx.monitor = Monitor(ctx, record.path if main else None)
     checkpoints = TrainingCheckpoints(record.path / "ckpt" if main else None, run.options.checkpoint_every,
                                       method_name=run.card.name, split=run.split, config=run.cfg, writer=main,
                                       resume=req.resume)
