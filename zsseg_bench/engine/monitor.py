@@ -7,8 +7,8 @@
   training policy) out of training; `engine.eval_every: K` evaluates on them every K iterations of
   each stage and at its end. Never the test set: the test set is scored once, after training.
   The held-out images are labelled as for training (unseen pixels ignored), so what is measured
-  X
-  pixels predicted as an unseen class (seen_as_unseen: how strongly the model already favours the unseen classes).
+  is the seen classes' mIoU, pixel and mean accuracy (S-mIoU, S-PA, S-MA), and the share of seen
+  pixels predicted as an unseen class (seen_as_unseen: how strongly the model favours unseen classes).
 
 Every process evaluates (the evaluation sums the confusion over processes); only the one that
 writes the run record writes events. A periodic evaluation is also a line of train_log.jsonl
