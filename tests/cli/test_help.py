@@ -42,3 +42,12 @@ def test_help_works_and_ends_with_examples(path, flag):
 def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"zsbench {__version__}"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["ls", "methods"], ["run", "--help"], ["table", "--help"]])
+def test_start_up_imports_no_heavy_module(args):
+    """torch, pandas and matplotlib load inside the commands that need them, not at start-up
+    (the times: benchmarks/startup.py, benchmarks/RESULTS.md)."""
+    from benchmarks.startup import heavy_modules
+
+    assert heavy_modules(args) == []
