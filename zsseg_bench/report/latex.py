@@ -78,6 +78,15 @@ def _flags(summary: pd.DataFrame) -> list[str]:
     return marks
 
 
+def _sources(summary: pd.DataFrame) -> str:
+    """'published rows: SOURCE: method, method; SOURCE: method' (methods without a published row left out)."""
+    by_source: dict[str, list[str]] = {}
+    for method, source in zip(summary["method"], summary.get("source", [""] * len(summary))):
+        if source:
+            by_source.setdefault(source, []).append(method)
+    return "published rows: " + "; ".join(f"{s}: {', '.join(m)}" for s, m in by_source.items())
+
+
 def _constant(summary: pd.DataFrame, columns) -> dict[str, str]:
     return {c: str(summary[c].iloc[0]) for c in columns if c in summary and summary[c].nunique() == 1}
 
@@ -124,7 +133,7 @@ def comparison_latex(summary: pd.DataFrame, metrics, decimals: int = 4, percent:
         published = [m for m in part if f"{m} pub" in summary and summary[f"{m} pub"].notna().any()]
         if published:
             cols = {latex_escape(m): _published_cells(summary, m, decimals, percent) for m in published}
-            source = f"published rows: {constant['source']}" if "source" in constant else "published rows per method"
+            source = f"published rows: {constant['source']}" if "source" in constant else _sources(summary)
             caption = latex_escape(f"Published values of the {what}, with ours - published in parentheses; "
                                    f"{source}; ") + base
             blocks.append(_block(summary, keys, cols, None, caption + ".", f"tab:{name}-published-{what.split()[0]}"))
