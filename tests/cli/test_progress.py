@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -86,3 +87,7 @@ def test_run_redirected_to_a_file_shows_progress_while_it_runs(tmp_path):
     assert "spnet s0 | train | done | 60/60" in console_log and "U-mIoU" in console_log
     # paths are not wrapped at 80 columns although COLUMNS says 80
     assert str(batch) in final
+    # --device auto (the default): the record says which device that was
+    (run,) = batch.glob("spnet__*")
+    env = json.loads((run / "run.json").read_text())["environment"]
+    assert env["device_requested"] == "auto" and env["device"] == "cpu"
