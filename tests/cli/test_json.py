@@ -92,3 +92,12 @@ def test_anchors_are_never_published_rows_and_are_validated(tmp_path, monkeypatc
 def test_table_option_mistakes_are_one_line(args):
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and result.output.startswith("error: ") and len(result.output.splitlines()) == 1
+
+
+def test_score_names_the_splits_own_background_rule():
+    matrix = next(BATCH.glob("spnet-c__*")) / "confusion.npy"
+    result, out = _json(["score", str(matrix), "--split", "synthetic-9-3", "--json"])
+    assert result.exit_code == 0 and out["scoring"] == {"absent": "nan", "background": "excluded",
+                                                        "background_from": "split"}
+    shown = runner.invoke(app, ["score", str(matrix), "--split", "synthetic-9-3"], terminal_width=250).output
+    assert "background=excluded, from the split" in shown and "background=seen" not in shown

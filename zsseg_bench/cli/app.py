@@ -33,6 +33,7 @@ def plain_console(file) -> Console:
     """A console for a file (None: stdout): no colours, lines up to 200 columns."""
     return Console(file=file, width=200, color_system=None if file is not None else "auto")
 
+
 # -h is --help everywhere (sub-apps pass the same settings).
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
