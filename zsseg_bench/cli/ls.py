@@ -47,8 +47,11 @@ def _registered(what: str) -> list[dict]:
 
 def listing(what: str) -> list[dict]:
     """The rows `zsbench ls WHAT` shows."""
+    from zsseg_bench.registry import load_plugins
+
     if what not in KINDS:
         raise ZsbenchError(f"zsbench ls {what!r}: choose {', '.join(KINDS[:-1])} or {KINDS[-1]}")
+    load_plugins()  # ZSBENCH_PLUGINS may register more (a broken one is one error line); none: no import
     return {"methods": _methods, "splits": _splits, "metrics": _metrics}.get(what, lambda: _registered(what))()
 
 
