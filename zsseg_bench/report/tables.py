@@ -3,7 +3,8 @@ the rich tables the commands print.
 
 Numbers stay fractions in [0, 1] (as in the source papers' tables) and become text only through
 numbers.py (`format_value`, `metric_text`, re-exported here), the one place a number is formatted,
-for tables, reports, figures' labels and printouts alike; LaTeX is latex.py's. Several seeds of the same (method, dataset, split) become mean and std columns.
+for tables, reports, figures' labels and printouts alike; LaTeX is latex.py's. Several seeds of
+the same (method, dataset, split) become mean and std columns.
 """
 
 from __future__ import annotations
