@@ -2,8 +2,8 @@
 
 * On a terminal: a rich progress bar per stage.
 * Otherwise (nohup, SLURM, CI, `> log.txt`): plain lines, flushed as they are written, every
-  N iterations of a stage (a tenth of it by default) and at least every 30 s, each naming the
-  method, seed and stage, with iteration/total, elapsed time, ETA and the latest losses. A bar
+  N iterations of a stage (a tenth of it, at least 10, by default) and after any iteration that
+  ends 30 s or more after the last line, each naming the method, seed and stage, with iteration/total, elapsed time, ETA and the latest losses. A bar
   redrawn in place means nothing in a file, and a file must show progress while the run lasts.
 * Always: the same plain lines appended to the batch folder's console.log.
 
