@@ -4,7 +4,8 @@
 * Otherwise (nohup, SLURM, CI, `> log.txt`): plain lines, flushed as they are written, every
   N iterations of a stage (a tenth of it, at least 10, by default) and after any iteration that
   ends 30 s or more after the last line, each naming the method, seed and stage, with
-  iteration/total, elapsed time, ETA and the latest losses. A bar redrawn in place means nothing in a file, and a file must show progress while the run lasts.
+  iteration/total, elapsed time, ETA and the latest losses. A bar redrawn in place means nothing
+  in a file, and a file must show progress while the run lasts.
 * Always: the same plain lines appended to the batch folder's console.log.
 
 Every line names the run (method and seed), which the engine announces with `run_start`.
