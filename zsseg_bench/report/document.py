@@ -182,7 +182,8 @@ def _comparison(doc: Document, c: ReportContent) -> None:
     doc.table(c.comparison)
     if c.unmatched:
         doc.para("No published numbers exist for " + ", ".join(f"`{u}`" for u in c.unmatched) + " (the synthetic "
-                 "benchmark is this project's own): the published columns are empty there, and the scatter plot "
+                 "benchmark is this project's own): the published columns are empty there (left out when no row has "
+                 "one), and the scatter plot "
                  "shows published points only as a separate reference panel.")
     n = c.table_name
     doc.para(f"All metrics: `{n}.md`, `{n}.csv` (numbers), `{n}.tex` (LaTeX for a paper), `{n}.parquet`.")
