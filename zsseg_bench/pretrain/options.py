@@ -1,0 +1,22 @@
+"""The pretraining schedule of the shared initialisation (`backbone.pretrain`, small-cnn only).
+
+Its defaults are the shared initialisation: a card that changed them would no longer share it,
+so no card sets them (tests/pretrain check that every default-run card resolves one hash).
+Tests shrink them with `--set backbone.pretrain.iterations=...`, which makes another cache entry.
+"""
+
+from __future__ import annotations
+
+from zsseg_bench.catalog.schema import NonNegativeFloat, PositiveInt, Section
+
+__all__ = ["PretrainOptions"]
+
+
+class PretrainOptions(Section):
+    images: PositiveInt = 1500  # auxiliary images rendered (the size of the benchmark's train part)
+    iterations: PositiveInt = 300
+    batch_size: PositiveInt = 16
+    lr: NonNegativeFloat = 0.01  # SGD, momentum 0.9, poly 0.9: DeepLab's pretraining recipe in small
+    momentum: NonNegativeFloat = 0.9
+    weight_decay: NonNegativeFloat = 0.0005
+    poly_power: NonNegativeFloat = 0.9
