@@ -11,10 +11,7 @@
   under an exclusive lock on `<hash>.lock`, written to a temporary name and renamed into place,
   so a second process waits and then reads the finished file, and an interrupted one leaves
   no partial file under the final name.
-* **Loading.** `torch.load(weights_only=True)` only; the stem and body (`init_parts: body`) go
-  into the method's backbone, the pretraining head (auxiliary classes) is not used. The run
-  record's `backbone_init` holds the hash and the file's SHA-256; the resolved config holds the
-  hash as `backbone.shared_init`.
+* **Loading** (`load.py`, which the backbone builder calls): `torch.load(weights_only=True)` only.
 """
 
 from __future__ import annotations
@@ -34,13 +31,11 @@ from zsseg_bench.catalog.schema import checked
 from zsseg_bench.datasets import dataset_options
 from zsseg_bench.datasets.synthetic import VERSION as SYNTHETIC_VERSION
 from zsseg_bench.errors import ZsbenchError
-from zsseg_bench.paths import cache_dir
+from zsseg_bench.pretrain.load import SHARED, shared_init_path
 
-__all__ = ["CODE_VERSION", "SHARED", "shared_spec", "spec_hash", "resolve_shared_init", "ensure_shared_init",
-           "load_shared_init", "shared_init_path"]
+__all__ = ["CODE_VERSION", "shared_spec", "spec_hash", "resolve_shared_init", "ensure_shared_init", "world_options"]
 
 CODE_VERSION = "1"
-SHARED = "shared"  # the backbone.init value
 
 
 def shared_spec(cfg: dict, dataset: str) -> dict:
@@ -70,10 +65,6 @@ def world_options(cfg: dict, dataset: str) -> dict:
 
 def spec_hash(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
-
-
-def shared_init_path(digest: str) -> Path:
-    return cache_dir() / "shared-init" / f"{digest}.pt"
 
 
 def resolve_shared_init(cfg: dict, dataset: str) -> dict:
@@ -135,28 +126,3 @@ def _atomic(path: Path, write) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def load_shared_init(backbone, cfg: dict) -> dict:
-    """Load the stem and body of the shared initialisation `cfg` (a backbone section) names."""
-    from zsseg_bench.engine.weights import file_sha256, load_backbone_state
-
-    digest = cfg.get("shared_init")
-    if not digest:
-        raise ZsbenchError(f"backbone.init: {SHARED} is resolved by run preparation (zsseg_bench.runs.prepare); "
-                           f"this config has no backbone.shared_init")
-    path = shared_init_path(digest)
-    if not path.is_file():
-        raise ZsbenchError(f"{path}: shared initialisation {digest[:12]} is not in the cache; `zsbench run` "
-                           f"creates it on first use")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001  torch raises many types for a truncated or foreign file
-        raise ZsbenchError(f"{path}: unreadable shared initialisation ({type(exc).__name__}); delete it and run "
-                           f"again to recreate it") from None
-    if not isinstance(raw, dict) or raw.get("hash") != digest:
-        raise ZsbenchError(f"{path}: not the shared initialisation {digest[:12]}; delete it and run again")
-    report = load_backbone_state(backbone, raw, path, parts="body")
-    report.update(sha256=file_sha256(path), shared_init=digest)
-    report["summary"] = f"shared init {digest[:12]}: " + report["summary"]
-    return report

@@ -114,7 +114,7 @@ def build_backbone(cfg: dict, out_channels: int) -> nn.Module:
     backbone = BACKBONES.get(cfg["name"])(out_channels, cfg)
     backbone.init_report = None
     if cfg["init"] == "shared":
-        from zsseg_bench.pretrain.shared import load_shared_init
+        from zsseg_bench.pretrain.load import load_shared_init
 
         backbone.init_report = load_shared_init(backbone, cfg)
     elif cfg["init"]:
