@@ -31,12 +31,12 @@ __all__ = ["WorldV2", "AUX_SUPERCLASSES", "AUX_NAMES", "AUX_SCENES", "COMPANIONS
 
 VERSION_V2 = "2"  # bump on any change that alters v2 pixels
 # The knobs (values and their reasons: README, "The synthetic benchmark").
-MAP_GAIN = 2.5
-CLASS_RESIDUAL = 0.9
+MAP_GAIN = 1.75
+CLASS_RESIDUAL = 0.5
 N_MODES = 3
-MODE_SPREAD = 1.0
+MODE_SPREAD = 0.6
 MODE_SHARPNESS = 2.5
-ILLUMINANT_SPREAD = 0.25
+ILLUMINANT_SPREAD = 0.12
 COMPANION_P = 0.6
 
 AUX_SUPERCLASSES = {
@@ -130,7 +130,7 @@ class WorldV2:
         probs = np.array([weights[n] for n in names], dtype=np.float64)
         scale = size / 64.0
         drawn = 0
-        for _ in range(int(rng.integers(2, 5))):
+        for _ in range(int(rng.integers(1, 4))):  # 1-3 anchors, most with a companion: about v1's 3 objects
             anchor = names[rng.choice(len(names), p=probs / probs.sum())]
             radius = rng.uniform(7, 14) * scale
             centre = (rng.uniform(0.1, 0.9) * size, rng.uniform(*band) * size)
