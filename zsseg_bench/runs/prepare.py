@@ -27,7 +27,7 @@ import torch
 from zsseg_bench.catalog.cards import Card, apply_overrides, load_card, resolve_config
 from zsseg_bench.catalog.splits import Split, load_split
 from zsseg_bench.catalog.validate import validate_config
-from zsseg_bench.datasets import build_dataset, default_split
+from zsseg_bench.datasets import build_dataset, default_split, recorded_options
 from zsseg_bench.datasets.presence import class_presence
 from zsseg_bench.embeddings.base import split_embeddings
 from zsseg_bench.engine.context import RunContext, check_data_config
@@ -133,6 +133,9 @@ def _config(req: RunRequest, card: Card) -> dict:
     else:
         cfg = resolve_config(card, req.dataset, req.overrides)
     cfg = validate_config(card, cfg, req.dataset)
+    dataset_cfg = recorded_options(req.dataset, cfg.get("dataset"))  # which data: in config.yaml and run.json
+    if dataset_cfg:
+        cfg["dataset"] = dataset_cfg
     return _with_init(cfg, req.init) if req.init else cfg
 
 

@@ -83,6 +83,16 @@ class SyntheticOptions(DatasetOptions):
     n_val: PositiveInt = 300
     embed_dim: PositiveInt = 32
 
+    @classmethod
+    def from_record(cls, options: dict, version: str) -> dict:
+        # Records made before `version` was an option are all of version 1 (generator version "1").
+        return {"version": 1 if version == VERSION else DEFAULT_VERSION, **options}
+
+    @classmethod
+    def describe(cls, options: dict) -> str:
+        scored = ", scored on val" if options.get("eval_part") == "val" else ""
+        return f"v{options.get('version', DEFAULT_VERSION)} world {options.get('world', 0)}{scored}"
+
 
 @register_dataset("synthetic", default_split="synthetic-9-3", palette_by_name="synthetic", synthetic=True)
 @declare_options(SyntheticOptions)

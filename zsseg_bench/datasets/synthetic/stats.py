@@ -29,7 +29,8 @@ import numpy as np
 from zsseg_bench.datasets.synthetic.generate import render_one, world
 from zsseg_bench.datasets.synthetic.world_v1 import CLASS_NAMES
 
-__all__ = ["instance_features", "loco_r2", "scene_share", "touching", "neighbour_information", "knob_statistics"]
+__all__ = ["instance_features", "loco_r2", "scene_share", "touching", "neighbour_information", "knob_statistics",
+           "mean_statistics"]
 
 MIN_PIXELS = 12  # instances with fewer visible pixels are too occluded to describe
 
@@ -142,4 +143,16 @@ def knob_statistics(version: int, world_seed: int = 0, n_images: int = 600, size
     return {"version": version, "world": world_seed, "part": part, "images": n_images, "instances": len(feats),
             "loco_r2": loco_r2(emb, means), "scene_share": scene_share(feats, classes, scenes),
             "touching_share": n_touching / max(n_visible, 1), "neighbour_bits": neighbour_information(pairs),
+            "pairs": {f"{names[a]}-{names[b]}": n for (a, b), n in every.items()},
             "top_pairs": [(f"{names[a]}-{names[b]}", n) for (a, b), n in every.most_common(5)]}
+
+
+def mean_statistics(version: int, worlds: list[int], n_images: int = 600, size: int = 64) -> dict:
+    """`knob_statistics` averaged over `worlds` (numbers: mean; touching pairs: counts summed)."""
+    runs = [knob_statistics(version, w, n_images, size) for w in worlds]
+    out = {k: float(np.mean([r[k] for r in runs])) for k in ("loco_r2", "scene_share", "touching_share",
+                                                             "neighbour_bits", "instances")}
+    pairs: Counter = Counter()
+    for r in runs:
+        pairs.update(r["pairs"])
+    return {**out, "version": version, "worlds": list(worlds), "images": n_images, "top_pairs": pairs.most_common(5)}
