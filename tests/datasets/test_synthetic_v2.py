@@ -17,6 +17,7 @@ from zsseg_bench.datasets.synthetic import SyntheticSegmentation
 from zsseg_bench.datasets.synthetic.generate import render_set
 from zsseg_bench.datasets.synthetic.stats import loco_r2, mean_statistics, neighbour_information, scene_share, touching
 from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.runs.prepare import stored_config
 
 # sha256 of images + labels of v1 sets, computed with the code of main at de81ce4 (before v2).
 V1_PIXELS = {("train", 5, 64, 0): "dc1b050accd3fa706ea088f92e823083766c160315a52c83610637500ba3790d",
@@ -59,6 +60,9 @@ def test_recorded_options_and_records_made_before_versions():
     assert record_options(old)["version"] == 1 and record_data_label(old) == "v1 world 0"
     new = {"name": "synthetic", "version": "2", "options": {"version": 2, "world": 3, "eval_part": "val"}}
     assert record_data_label(new) == "v2 world 3, scored on val"
+    # resuming or predicting from an old record rebuilds version 1 (its class embeddings too)
+    assert stored_config({"seed": 0}, {"dataset": old})["dataset"] == {"version": 1, "classes": "synthetic"}
+    assert stored_config({"dataset": {"size": 32, "version": 2}}, {"dataset": new})["dataset"]["world"] == 3
 
 
 def test_loco_r2_on_hand_made_classes():
