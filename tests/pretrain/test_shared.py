@@ -58,7 +58,7 @@ def test_every_default_card_shares_one_initialisation():
 def test_the_hash_follows_world_version_schedule_and_architecture_not_the_seed_or_method():
     base = config("spnet")["backbone"]["shared_init"]
     assert config("cagnet-pi")["backbone"]["shared_init"] == base  # the run seed is not in the config at all
-    for change in (["dataset.seed=1"], ["dataset.size=48"], ["backbone.pretrain.iterations=7"], ["backbone.width=16"],
+    for change in (["dataset.world=1"], ["dataset.size=48"], ["backbone.pretrain.iterations=7"], ["backbone.width=16"],
                    ["input.std=[1.0, 1.0, 1.0]"]):
         assert config("spnet", change)["backbone"]["shared_init"] != base, change
 

@@ -1,7 +1,7 @@
 """`backbone.init: shared`: resolve, create (once, under a lock) and load the shared initialisation.
 
 * **Hash.** The file is named by the SHA-256 of everything that determines it: the code version
-  below, the dataset, its version and world (`dataset.seed`), the auxiliary data's spec, the
+  below, the dataset, its version and world (`dataset.version`, `dataset.world`), the auxiliary data's spec, the
   backbone architecture (name, width, dilations, head dilations), the input normalisation and
   the pretraining schedule (`backbone.pretrain`). Nothing else enters (not the run's seed, not
   the method), so every method of a comparison shares one file. `CODE_VERSION` is bumped when
@@ -29,8 +29,8 @@ import torch
 
 from zsseg_bench.catalog.schema import checked
 from zsseg_bench.datasets import dataset_options
-from zsseg_bench.datasets.synthetic import VERSION as SYNTHETIC_VERSION
 from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.pretrain.aux import aux_spec
 from zsseg_bench.pretrain.load import SHARED, shared_init_path
 
 __all__ = ["CODE_VERSION", "shared_spec", "spec_hash", "resolve_shared_init", "ensure_shared_init", "world_options"]
@@ -48,10 +48,8 @@ def shared_spec(cfg: dict, dataset: str) -> dict:
     schedule = dict(b["pretrain"])
     options = world_options(cfg, dataset)
     return {
-        "code": CODE_VERSION, "dataset": dataset, "version": str(options.get("version", SYNTHETIC_VERSION)),
-        "world": options["seed"],
-        "aux": {"renderer": "aux-v1", "count": schedule["images"], "size": options["size"],
-                "embed_dim": options["embed_dim"]},
+        "code": CODE_VERSION, "dataset": dataset, "version": options["version"], "world": options["world"],
+        "aux": aux_spec(options, schedule["images"]),
         "architecture": {k: b[k] for k in ("name", "width", "dilations", "head_dilations")},
         "input": {"mean": list(cfg["input"]["mean"]), "std": list(cfg["input"]["std"])},
         "schedule": schedule,

@@ -23,7 +23,7 @@ def pretrain_backbone(cfg: dict, options: dict, log=None) -> dict[str, torch.Ten
     options (defaults included) are `options`."""
     p = cfg["backbone"]["pretrain"]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(options["seed"])
+        torch.manual_seed(options["world"])
         aux = aux_set(options, p["images"])
         net = BACKBONES.get(cfg["backbone"]["name"])(aux.num_classes, cfg["backbone"])
         net.train()
@@ -33,7 +33,7 @@ def pretrain_backbone(cfg: dict, options: dict, log=None) -> dict[str, torch.Ten
                               p["weight_decay"], p["poly_power"])
         for it in range(p["iterations"]):
             idx = torch.randint(len(aux.images), (p["batch_size"],))
-            image, label = aux.images[idx].float(), aux.labels[idx].long()
+            image, label = aux.images[idx].float(), aux.labels[idx]
             flip = torch.rand(len(idx)) < 0.5
             image[flip], label[flip] = image[flip].flip(-1), label[flip].flip(-1)
             logits = net((image - mean) / std)

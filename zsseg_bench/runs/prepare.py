@@ -28,7 +28,7 @@ import torch
 from zsseg_bench.catalog.cards import Card, apply_overrides, load_card, resolve_config
 from zsseg_bench.catalog.splits import Split, load_split
 from zsseg_bench.catalog.validate import validate_config
-from zsseg_bench.datasets import build_dataset, default_split
+from zsseg_bench.datasets import build_dataset, default_split, record_options, recorded_options
 from zsseg_bench.datasets.presence import class_presence
 from zsseg_bench.embeddings.base import split_embeddings
 from zsseg_bench.engine.context import RunContext, check_data_config
@@ -42,7 +42,7 @@ from zsseg_bench.pretrain.shared import ensure_shared_init, resolve_shared_init
 from zsseg_bench.runs.records import load_record
 
 __all__ = ["RunRequest", "RunData", "PreparedRun", "prepare_run", "split_for", "resolve_device", "class_space",
-           "train_indices", "build_method"]
+           "train_indices", "build_method", "stored_config"]
 
 
 @dataclass
@@ -134,8 +134,20 @@ def _config(req: RunRequest, card: Card) -> dict:
         cfg = apply_overrides(copy.deepcopy(req.config), req.resume_overrides)
     else:
         cfg = resolve_config(card, req.dataset, req.overrides)
-    cfg = resolve_shared_init(validate_config(card, cfg, req.dataset), req.dataset)
+    cfg = validate_config(card, cfg, req.dataset)
+    dataset_cfg = recorded_options(req.dataset, cfg.get("dataset"))  # which data: in config.yaml and run.json
+    if dataset_cfg:
+        cfg["dataset"] = dataset_cfg
+    cfg = resolve_shared_init(cfg, req.dataset)
     return _with_init(cfg, req.init) if req.init else cfg
+
+
+def stored_config(config: dict, record: dict) -> dict:
+    """A recorded run's config with the dataset options its run.json names filled in, so that a
+    record made before a dataset recorded a key (synthetic `version`) rebuilds the same data."""
+    cfg = copy.deepcopy(config)
+    cfg["dataset"] = {**record_options(record["dataset"]), **(cfg.get("dataset") or {})}
+    return cfg
 
 
 def _with_init(cfg: dict, init: str) -> dict:
