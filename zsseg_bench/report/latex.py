@@ -106,10 +106,12 @@ def _block(summary: pd.DataFrame, row_keys: pd.DataFrame, columns: dict[str, lis
 def comparison_latex(summary: pd.DataFrame, metrics, decimals: int = 4, percent: bool = False, name: str = "comparison"
                      ) -> str:
     """The comparison `summary` (tables.summarize, optionally tables.add_published) as LaTeX floats."""
-    constant = _constant(summary, ["dataset", "split", "seeds", "source"])
+    constant = _constant(summary, ["dataset", "data", "split", "seeds", "source"])
+    if not constant.get("data", "x"):  # no data label (real datasets): nothing to say
+        constant.pop("data")
     keys = pd.DataFrame({"method": [latex_escape(m) for m in summary["method"]]}, index=summary.index)
-    for col in ("dataset", "split", "seeds"):
-        if col not in constant:
+    for col in ("dataset", "data", "split", "seeds"):
+        if col in summary and col not in constant and summary[col].astype(bool).any():
             keys[col] = [latex_escape(v) for v in summary[col]]
     flags = _flags(summary)
     if any(flags):  # a mark on the method's name, explained in the caption (a column would cost width)

@@ -17,6 +17,7 @@ from rich.table import Table
 from tabulate import tabulate
 
 from zsseg_bench.catalog.published import lookup
+from zsseg_bench.datasets import record_data_label
 from zsseg_bench.metrics.scores import METRIC_NAMES
 from zsseg_bench.report.numbers import (
     DECIMALS,
@@ -38,9 +39,9 @@ __all__ = ["METHOD_ORDER", "MAIN_METRICS", "KEY_METRICS", "MISSING", "FRACTION",
 
 # The source papers' row order; other methods follow alphabetically.
 METHOD_ORDER = ("spnet", "spnet-c", "zs3net", "zs3net+st", "cagnet-pi", "cagnet-pa", "cagnet-pi+st", "cagnet-pa+st")
-KEYS = ["method", "dataset", "split"]
-_LEFT_ALIGNED = ("method", "dataset", "split", "source", "flags", "run_id", "metric", "seeds", "setting", "runs",
-                 "hIoU from")
+KEYS = ["method", "dataset", "data", "split"]  # data: which version/world of a dataset (record_data_label)
+_LEFT_ALIGNED = ("method", "dataset", "data", "split", "source", "flags", "run_id", "metric", "seeds", "setting",
+                 "runs", "hIoU from")
 
 
 def method_sort_key(name: str) -> tuple:
@@ -55,7 +56,8 @@ def runs_frame(paths) -> pd.DataFrame:
         rec = load_record(path)
         if rec.get("status") != "ok" or not rec.get("metrics"):
             continue
-        row = {"method": rec["method"], "dataset": rec["dataset"]["name"], "split": rec["split"]["name"],
+        row = {"method": rec["method"], "dataset": rec["dataset"]["name"], "data": record_data_label(rec["dataset"]),
+               "split": rec["split"]["name"],
                "seed": rec["seed"], "run_id": rec["run_id"], "path": str(path),
                "uses_unseen_labels": rec.get("protocol_flags", {}).get("uses_unseen_labels", False),
                "transductive": rec.get("protocol_flags", {}).get("transductive", False)}
@@ -114,8 +116,8 @@ def format_summary(summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = 
     def fmt(x, signed=False):
         return metric_text(x, decimals, percent, signed)
 
-    cols = {"method": summary["method"], "dataset": summary["dataset"], "split": summary["split"],
-            "seeds": summary["seeds"]}
+    shown_keys = [k for k in KEYS if k != "data" or (k in summary and summary[k].astype(bool).any())]
+    cols = {**{k: summary[k] for k in shown_keys}, "seeds": summary["seeds"]}
     flags = []
     for _, row in summary.iterrows():
         f = []
@@ -192,7 +194,9 @@ def print_comparison(console, summary: pd.DataFrame, metrics=METRIC_NAMES, decim
     one titled so; a metric stays beside its published value and delta."""
     shown = format_summary(summary, metrics, decimals, percent)
     keys = [c for c in ("method", "flags") if c in shown]
-    title = ", ".join(f"{d} / {s}" for d, s in dict.fromkeys(zip(summary["dataset"], summary["split"])))
+    labels = summary["data"] if "data" in summary else [""] * len(summary)
+    title = ", ".join(f"{d}{f' ({x})' if x else ''} / {s}"
+                      for d, x, s in dict.fromkeys(zip(summary["dataset"], labels, summary["split"])))
     title += (f"  (seeds {'; '.join(dict.fromkeys(summary['seeds']))}; {'percent' if percent else 'fractions'}, "
               f"mean ± std over seeds)")
 
