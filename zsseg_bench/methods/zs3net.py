@@ -61,6 +61,10 @@ class ZS3NetTrain(SGDOptions):
     poly_power: NonNegativeFloat
     lr_decay_every: PositiveInt = 1
     batch_average: bool  # official quirk: the loss divided again by the batch size
+    # Head biases (the backbone's head and the classifier's): lr = head lr x this, with or without
+    # weight decay. DeepLabv2 convention (SPNet, CaGNet): 2, none; official ZS3 (one 10x group): 1, decayed.
+    head_bias_lr_mult: NonNegativeFloat = 2.0
+    head_bias_weight_decay: bool = False
 
 
 class GMMNOptions(Section):
@@ -156,14 +160,16 @@ class ZS3Net(Method):
     def configure_optimizers(self, stage: Stage):
         if stage.name == "segmentation":
             t = self.cfg["train"]
-            head = [p for n, p in self.backbone.named_parameters() if n.startswith("head")]
-            body = [p for n, p in self.backbone.named_parameters() if not n.startswith("head")]
+            # The backbone names its groups: small-cnn's head, DeepLab's ASPP (frozen BN in none).
+            parts = self.backbone.lr_groups()
             mult = t["head_lr_mult"]
+            bias = {"params": parts["head_bias"] + [self.classifier.bias], "lr_mult": t["head_bias_lr_mult"] * mult}
+            if not t["head_bias_weight_decay"]:
+                bias["weight_decay"] = 0.0
             groups = [
-                {"params": body, "lr_mult": 1.0},
-                {"params": [p for p in head if p.dim() > 1] + [self.classifier.weight], "lr_mult": mult},
-                {"params": [p for p in head if p.dim() <= 1] + [self.classifier.bias], "lr_mult": 2 * mult,
-                 "weight_decay": 0.0},
+                {"params": parts["body"], "lr_mult": 1.0},
+                {"params": parts["head_weight"] + [self.classifier.weight], "lr_mult": mult},
+                bias,
             ]
             opt, sched = sgd_poly(groups, t["lr"], stage.iterations, t["momentum"], t["weight_decay"],
                                   t["poly_power"], t["lr_decay_every"])
