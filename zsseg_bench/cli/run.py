@@ -56,6 +56,7 @@ def run(
                      list(overrides or []), init, resume)
     if trained is not None:  # only the main process reports
         _show(*trained, report)
+        _warn_dead_mechanisms(trained[1])
 
 
 def _train(methods, dataset, split, seeds, device, out, data_root, overrides, init, resume
@@ -100,3 +101,13 @@ def _show(batch: Path, paths: list[Path], report: bool) -> None:
 
         made = make_report([batch], batch / "report", command=f"zsbench report {batch} -o {batch / 'report'}")
         console.print(f"report: [bold]{made}[/]")
+
+
+def _warn_dead_mechanisms(paths: list[Path]) -> None:
+    """One line per dead mechanism of a finished run (runs/diagnostics.py), last, where it is seen."""
+    from zsseg_bench.runs.diagnostics import warning_lines
+    from zsseg_bench.runs.records import find_records, load_record
+
+    records = [rec for rec in map(load_record, find_records(paths)) if rec.get("status") == "ok"]
+    for line in warning_lines(records):
+        console.print(f"[yellow]warning: dead mechanism: {line}", highlight=False, soft_wrap=True)

@@ -46,6 +46,7 @@ from zsseg_bench.engine.transforms import label_maps_at
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods.base import IMPLEMENTATIONS, ClassSpace, Method, MethodConfig, Stage, Update
 from zsseg_bench.methods.common.backbones import build_backbone
+from zsseg_bench.methods.common.diagnostics import generated_feature_check
 from zsseg_bench.methods.common.mmd import mmd
 from zsseg_bench.methods.common.optim import SGDOptions, adam, sgd_poly
 from zsseg_bench.methods.common.sampling import class_prior, sample_groups
@@ -143,6 +144,7 @@ class ZS3Net(Method):
                               gen["leaky_slope"])
         self.register_buffer("embeddings", classes.embeddings.clone().float(), persistent=False)
         self.register_buffer("seen", classes.seen.clone(), persistent=False)
+        self.generated_checks: list[dict] = []  # diagnostics: own-class shares after each generator stage
 
     # ---- protocol flags ---------------------------------------------------------------------
     def protocol_flags(self) -> dict:
@@ -154,7 +156,9 @@ class ZS3Net(Method):
         return [
             Stage("segmentation", c["train"]["iterations"], [Update("loss", "main")]),
             Stage("generator", c["generator"]["iterations"], [Update("mmd", "generator")]),
-            Stage("classifier", c["classifier_stage"]["iterations"], [Update("loss", "classifier")]),
+            # Probed on the val images every log_every iterations (diagnostics: the trajectory).
+            Stage("classifier", c["classifier_stage"]["iterations"], [Update("loss", "classifier")],
+                  probe_every=c["log_every"] if c["diagnostics"] else None),
         ]
 
     def configure_optimizers(self, stage: Stage):
@@ -196,6 +200,22 @@ class ZS3Net(Method):
 
     def on_stage_end(self, stage: Stage, ctx) -> None:
         self.requires_grad_(True)
+        if stage.name == "generator" and self.cfg["diagnostics"]:
+            check = generated_feature_check(self, ctx, self._features, self._generate_as_stage3,
+                                            after=getattr(ctx, "current_stage", "") or stage.name)
+            if check is not None:
+                self.generated_checks.append(check)
+
+    def _generate_as_stage3(self, labels: torch.Tensor) -> torch.Tensor:
+        """Generated features of `labels` [n] as the classifier stage makes them (dropout as configured)."""
+        self.generator.train(self.cfg["classifier_stage"]["generator_dropout"])
+        return self.generator(self.embeddings[labels])
+
+    def after_training(self, ctx) -> dict:
+        facts = super().after_training(ctx)
+        if self.generated_checks:
+            facts["diagnostics"] = {"generated_features": list(self.generated_checks)}
+        return facts
 
     def _reset_classifier(self) -> None:
         if self.cfg["classifier_stage"]["init"] == "rand":  # the official `--random_last_layer`: uniform [0, 1)

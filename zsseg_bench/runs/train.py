@@ -150,6 +150,9 @@ def _train_and_score(req: RunRequest, run: PreparedRun, record, ctx: RunContext,
                      cache_key_extra=hashlib.sha256(data_key.encode()).hexdigest(), checkpoints=checkpoints)
     seed_everything(req.seed, 2000)  # after_training may build models: same state, reused or not
     extra = method.after_training(ctx)
+    if cfg["diagnostics"]:
+        extra["diagnostics"] = {**extra.get("diagnostics", {}), "val_trajectory": ctx.val_trajectory,
+                                "seconds": round(ctx.probe_clock.seconds, 3)}
     if cfg["save_weights"] and main:
         save_checkpoint(record.path / "ckpt" / "final.pt", method, method_name=run.card.name, split=split,
                         config=cfg, stage=method.stages()[-1].name if method.stages() else None, extra=extra)
