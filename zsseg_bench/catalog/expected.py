@@ -27,7 +27,8 @@ from zsseg_bench.metrics.scores import METRIC_NAMES
 from zsseg_bench.paths import expected_dir
 
 __all__ = ["EXPECTED_METRICS", "MIN_SEEDS", "TOLERANCE_FLOOR", "FORMAT", "run_identity",
-           "load_expected", "expected_for", "build_expected", "tolerance_of", "validate_expected_file"]
+           "load_expected", "expected_for", "build_expected", "tolerance_of", "validate_expected_file",
+           "expected_problems", "is_expected_file", "default_file_name", "write_expected"]
 
 FORMAT = 1
 EXPECTED_METRICS = ("hIoU", "mIoU", "S-mIoU", "U-mIoU")
@@ -162,3 +163,62 @@ def build_expected(records: list[dict], metrics=EXPECTED_METRICS) -> dict:
                        "commit": git.get("commit"), "dirty": git.get("dirty")},
             "rule": f"mean over seeds; tolerance = max(3 x sample std (ddof 1), {TOLERANCE_FLOOR})",
             "rows": rows}
+
+
+def is_expected_file(path: Path) -> bool:
+    return Path(path).parent.name == "expected" and Path(path).suffix == ".yaml"
+
+
+def _named(path, key: str, load, name: str) -> None:
+    """`load(name)`, its error told as this file's key."""
+    try:
+        load(name)
+    except ZsbenchError as exc:
+        raise _fail(path, key, str(exc)) from None
+
+
+def expected_problems(paths=None) -> tuple[int, list[str]]:
+    """(files checked, problems) of the expected-results files (default: all of results/expected/):
+    each file's form, and that its split and every row's method card exist."""
+    from zsseg_bench.catalog.cards import load_card
+    from zsseg_bench.catalog.splits import load_split
+
+    paths = sorted(expected_dir().glob("*.yaml")) if paths is None and expected_dir().is_dir() else list(paths or [])
+    problems = []
+    for path in paths:
+        try:
+            data = validate_expected_file(path)
+            _named(path, "split", load_split, data["split"])
+            for i, row in enumerate(data["rows"]):
+                _named(path, f"rows[{i}].method", load_card, row["method"])
+        except ZsbenchError as exc:
+            problems.append(str(exc))
+    if not problems and len(paths) > 1:
+        try:
+            load_expected()
+        except ZsbenchError as exc:
+            problems.append(str(exc))
+    return len(paths), problems
+
+
+def default_file_name(data: dict) -> str:
+    """<dataset>-v<version>-w<world>__<split>.yaml"""
+    return f"{data['dataset']}-v{data['version']}-w{data['world']}__{data['split']}.yaml"
+
+
+def write_expected(records: list[dict], out: Path | None = None, force: bool = False) -> Path:
+    """Build the expected-results file of `records` and write it (default: results/expected/<name>);
+    an existing file is replaced only with `force`. Returns the path."""
+    import yaml
+
+    data = build_expected(records)
+    path = Path(out) if out is not None else expected_dir() / default_file_name(data)
+    if path.exists() and not force:
+        raise ZsbenchError(f"{path}: exists; pass --force to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("# Written by zsbench expected; the rule and the runs it came from are in the file.\n"
+                   + yaml.safe_dump(data, sort_keys=False, width=110))
+    tmp.replace(path)
+    validate_expected_file(path)
+    return path
