@@ -36,7 +36,7 @@ def _context(diag: dict) -> list[str]:
         if (zero is not None and zero > CONTEXT_ZERO_SHARE) or (kld is not None and kld < CONTEXT_MIN_KLD):
             out.append(f"contextual module dead after {entry['after']}: {100 * zero:.1f} % of its outputs exactly 0 "
                        f"(limit {100 * CONTEXT_ZERO_SHARE:.0f} %), KL {kld:.2g} (limit {CONTEXT_MIN_KLD:g}), "
-                       f"mean |mu| {entry['mu_abs']:.2g}")
+                       f"mean abs(mu) {entry['mu_abs']:.2g}")
     return out
 
 
