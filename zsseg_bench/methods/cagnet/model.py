@@ -43,6 +43,7 @@ from torch import nn
 from zsseg_bench.engine.transforms import label_maps_at
 from zsseg_bench.methods.base import IMPLEMENTATIONS, ClassSpace, Method, Stage, Update
 from zsseg_bench.methods.cagnet.config import CaGNetConfig
+from zsseg_bench.methods.cagnet.diagnostics import CaGNetDiagnostics
 from zsseg_bench.methods.cagnet.losses import (
     adversarial_d,
     adversarial_g,
@@ -50,7 +51,6 @@ from zsseg_bench.methods.cagnet.losses import (
     content_mmd_runs,
     kl_term,
 )
-from zsseg_bench.methods.cagnet.diagnostics import CaGNetDiagnostics
 from zsseg_bench.methods.cagnet.networks import ContextualModule, Discriminator, Generator, embed_labels
 from zsseg_bench.methods.common.backbones import build_backbone
 from zsseg_bench.methods.common.deeplab import FrozenBatchNorm2d
