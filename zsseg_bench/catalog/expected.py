@@ -155,7 +155,7 @@ def build_expected(records: list[dict], metrics=EXPECTED_METRICS) -> dict:
         for metric in metrics:
             mean, tol, std = tolerance_of([r["metrics"][metric] for r in runs])
             rows.append({"method": method, "metric": metric, "mean": round(mean, 6), "tolerance": round(tol, 6),
-                         "std": round(std, 6), "n_seeds": len(seeds), "seeds": seeds})
+                         "std": round(std, 6), "n_seeds": len(seeds), "seeds": list(seeds)})
     first = records[0]
     git = (first.get("environment") or {}).get("git") or {}
     return {"format": FORMAT, **run_identity(first),
