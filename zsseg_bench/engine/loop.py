@@ -178,10 +178,8 @@ def _probe(ctx, method: Method, stage: Stage, label: str, done: int) -> None:
     if not every or (done % every and done != stage.iterations):
         return
     point = val_point(method, ctx)
-    if point is not None:
-        entry = {"stage": stage.name, "label": label, "iteration": done, **point}
-        ctx.val_trajectory.append(entry)
-        ctx.log({"stage": stage.name, "label": label, "iteration": done, "val": point})
+    if point is not None:  # kept for the run record (train_log.jsonl stays one line of losses per log step)
+        ctx.val_trajectory.append({"stage": stage.name, "label": label, "iteration": done, **point})
 
 
 def run_stage(ctx, method: Method, stage: Stage, stage_index: int, indices=None, lut=None, label: str = "",

@@ -1,8 +1,9 @@
 """The val trajectory: seen and unseen mIoU (and hIoU) on the first `VAL_IMAGES` images of the
 benchmark's `val` part, scored like the test set, at the block boundaries of a stage with
 `Stage.probe_every` (before its first iteration, every `probe_every` iterations and after the
-last: run_stage in loop.py). The points are logged to train_log.jsonl and kept in
-`RunContext.val_trajectory`; the probe leaves weights and generators as they were (probe.py)."""
+last: run_stage in loop.py). The points are kept in `RunContext.val_trajectory` and end up in
+run.json (`method_facts.diagnostics.val_trajectory`); the probe leaves weights and generators as
+they were (probe.py)."""
 
 from __future__ import annotations
 
