@@ -198,7 +198,8 @@ def _data_options(req: RunRequest, cfg: dict, split: Split) -> tuple[dict, str |
 def _datasets(req: RunRequest, cfg: dict, split: Split) -> RunData:
     options, root = _data_options(req, cfg, split)
     # Only the synthetic benchmark has a val part; its images serve the diagnostic probes alone.
-    val = _DATASETS.get(req.dataset, "val", root, options) if dataset_info(req.dataset).synthetic else None
+    with_val = dataset_info(req.dataset).synthetic and cfg["diagnostics"]
+    val = _DATASETS.get(req.dataset, "val", root, options) if with_val else None
     return RunData(options=options, root=root, train=_DATASETS.get(req.dataset, "train", root, options),
                    test=_DATASETS.get(req.dataset, "test", root, options), val=val)
 
