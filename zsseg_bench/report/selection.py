@@ -38,9 +38,9 @@ def select_runs(frame: pd.DataFrame, latest: bool = False, pool: bool = False) -
     dup = frame[frame.duplicated(RUN_KEY, keep=False)]
     if not dup.empty and not (latest or pool):
         first = dup.iloc[0]
-        count = int((frame[RUN_KEY] == first[RUN_KEY]).all(axis=1).sum())
-        raise ZsbenchError(f"{count} runs of {first['method']} on {first['split']} seed {first['seed']} world "
-                           f"{first['world']} ({', '.join(dup['run_id'].head(3))}); a table pools one run per seed: "
+        same = frame[(frame[RUN_KEY] == first[RUN_KEY]).all(axis=1)]
+        raise ZsbenchError(f"{len(same)} runs of {first['method']} on {first['split']} seed {first['seed']} world "
+                           f"{first['world']} ({', '.join(same['path'])}); a table pools one run per seed: "
                            f"pass --latest to keep the newest of each, or --pool to average them all")
     if latest and not dup.empty:
         keep = frame.sort_values("start", kind="stable").drop_duplicates(RUN_KEY, keep="last")
