@@ -18,9 +18,12 @@ from zsseg_bench.runs.records import batch_lock
 
 def _seeds(text: str) -> list[int]:
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise ZsbenchError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise ZsbenchError(f"--seeds {text!r}: expected comma-separated integers >= 0, e.g. 0,1,2")
+    return seeds
 
 
 @command("run", epilog="Examples:\n\n  zsbench run\n\n  zsbench run spnet spnet-c --seeds 0,1,2\n\n"
@@ -51,6 +54,8 @@ def run(
     from zsseg_bench.cli.launch import relaunch_with_torchrun
     from zsseg_bench.engine.distributed import launched_world_size
 
+    if gpus < 1:
+        raise ZsbenchError(f"--gpus {gpus}: the number of processes must be >= 1")
     if gpus > 1 and launched_world_size() == 1:
         raise typer.Exit(relaunch_with_torchrun(gpus))
     if resume is not None and (methods or init):

@@ -12,6 +12,7 @@ owner can convert it; it is never retried unsafely.
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ def load_torch_file(path: Path, what: str = "torch file"):
         with torch.serialization.safe_globals(_numpy_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights_only" not in str(exc) and "Unsupported global" not in str(exc):
+        if not re.search(r"GLOBAL|Unsupported global|allowed global|Unsupported class", str(exc)):
             raise ZsbenchError(f"{path}: not a readable {what} (UnpicklingError); it may be truncated or not "
                                f"saved with torch.save") from None
         culprit = _culprit(str(exc))
@@ -58,8 +59,7 @@ def load_torch_file(path: Path, what: str = "torch file"):
 
 def _culprit(message: str) -> str:
     """The global the file asked for, from torch's long weights_only message."""
-    for line in message.splitlines():
-        line = line.strip()
-        if line.startswith(("WeightsUnpickler error:", "Unsupported global")):
-            return line.replace("WeightsUnpickler error: ", "")[:160]
+    found = re.search(r"GLOBAL [\w.]+", message)
+    if found:
+        return f"it asks for {found[0]}"
     return "it holds objects other than tensors"

@@ -37,6 +37,7 @@ def load_verified(paths) -> list[dict]:
     records = []
     for path in find_records(paths):
         rec = load_record(path)
+        _check_fields(rec, path / "run.json")
         if rec.get("status") == "ok" and rec.get("metrics") is not None:
             verify_scores(rec)
         died = death_of(rec)
@@ -45,6 +46,19 @@ def load_verified(paths) -> list[dict]:
             rec["error"] = f"{died}; resume it with: zsbench run --resume {path}"
         records.append(rec)
     return records
+
+
+def _check_fields(rec: dict, run_json: Path) -> None:
+    """The fields every reader relies on, with their types: one line naming the first one missing."""
+    named = {"method": rec.get("method"), "run_id": rec.get("run_id"), "status": rec.get("status"),
+             "dataset.name": (rec.get("dataset") or {}).get("name") if isinstance(rec.get("dataset"), dict) else None,
+             "split.name": (rec.get("split") or {}).get("name") if isinstance(rec.get("split"), dict) else None}
+    for key, value in named.items():
+        if not isinstance(value, str) or not value:
+            raise ZsbenchError(f"{run_json}: no {key} (a string) in the run record; not a run folder written by "
+                               f"zsbench run, or edited")
+    if isinstance(rec.get("seed"), bool) or not isinstance(rec.get("seed"), int):
+        raise ZsbenchError(f"{run_json}: seed {rec.get('seed')!r} is not an integer")
 
 
 def _split_of(rec: dict, run_json: Path):
