@@ -93,7 +93,7 @@ def read_official_checkpoint(path) -> tuple[dict, int | None]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise ZsbenchError(f"{path}: checkpoint not found; pass the released file, e.g. voc12_ourbest.pth")
-    raw = load_torch_file(path, "CaGNet checkpoint")
+    raw = load_torch_file(path, "torch file (CaGNet checkpoint)")
     if not isinstance(raw, dict):
         raise ZsbenchError(f"{path}: holds a {type(raw).__name__}, not a dict; official CaGNet checkpoints are "
                            f"{{'iteration', 'state_dict'}}")
