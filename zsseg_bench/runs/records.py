@@ -2,7 +2,8 @@
 
     results/runs/<batch>/<run_id>/
       run.json         schema_version, run_id, status (running | ok | failed | interrupted) and
-                       error, command, start/end (UTC), wall time, environment (versions, git
+                       error, pid, host and heartbeat (rewritten every 30 s while it runs; a
+                       reader calls a dead `running` run `died`, runs/verify.py), command, start/end (UTC), wall time, environment (versions, git
                        commit and dirty flag, device), method and card version, dataset and its
                        version, split name/version/sha256, seed, protocol flags, reused stages,
                        engine options (precision, channels-last, compile, processes), backbone

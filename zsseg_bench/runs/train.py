@@ -9,7 +9,8 @@ with a status: ok, failed (with the error) or interrupted.
 Resuming (`zsbench run --resume RUN_DIR`, `resume_request`) never rewrites the interrupted
 record: the continuation is a NEW run folder next to it, whose run.json says
 `resumed_from: {run, checkpoint, stage, iteration}`. It uses the interrupted run's stored
-config (plus any `--set`, recorded as `resume_overrides`), starts its train_log.jsonl with the
+config (plus any `--set`, recorded as `resume_overrides` and applied over the restored optimizer
+and scheduler state, resume.py), starts its train_log.jsonl with the
 interrupted run's lines up to the checkpoint, and hard-links (or copies) the interrupted run's
 training checkpoints into its own ckpt/, so it can itself be resumed. The interrupted folder
 keeps its status (interrupted or failed); tables only read runs with status ok.
