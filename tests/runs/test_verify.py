@@ -151,3 +151,41 @@ def test_live_running_record_is_not_died(tmp_path, source_run):
     from zsseg_bench.runs.verify import death_of
 
     assert death_of({"status": "running", **process_identity()}) is None
+
+
+def test_run_ids_made_in_the_same_second_differ():
+    from zsseg_bench.runs.records import make_run_id
+
+    ids = {make_run_id("spnet", "synthetic-9-3", 0) for _ in range(20)}
+    assert len(ids) > 15 and all(i.startswith("spnet__synthetic-9-3__s0__") for i in ids)
+
+
+def test_batch_lock_makes_writers_of_comparison_take_turns(tmp_path):
+    import threading
+
+    from zsseg_bench.runs.records import batch_lock
+
+    entered = threading.Event()
+
+    def second_writer():
+        with batch_lock(tmp_path):
+            entered.set()
+
+    with batch_lock(tmp_path):
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        assert not entered.wait(0.3)  # blocked while the first writer holds the lock
+    thread.join(5)
+    assert entered.is_set()
+
+
+def test_heartbeat_is_rewritten_while_a_run_runs(tmp_path):
+    import time
+
+    from zsseg_bench.runs.records import RunRecord
+
+    rec = RunRecord.create(tmp_path, "r")
+    rec.write_json("run.json", {"status": "running", "heartbeat": "2000-01-01T00:00:00Z"})
+    with rec.heartbeat(0.05):
+        time.sleep(0.3)
+    assert json.loads((rec.path / "run.json").read_text())["heartbeat"] > "2026"
