@@ -55,6 +55,7 @@ CASES = [
     Case("bad-seeds", ["run", "spnet", "--seeds", "a,b"], 2, r"comma-separated integers"),
     Case("empty-seeds", ["run", "spnet", "--seeds", ","], 2, r"--seeds"),
     Case("negative-seed", ["run", "spnet", "--seeds", "-1"], 2, r"--seeds"),
+    Case("repeated-seed", ["run", "spnet", "--seeds", "0,0"], 2, r"--seeds '0,0': expected distinct"),
     Case("no-cuda", ["run", "spnet", "--device", "cuda"], 2, r"no CUDA device"),
     Case("bogus-device", ["run", "spnet", "--device", "tpu"], 2, r"tpu"),
     Case("gpus-zero", ["run", "spnet", "--gpus", "0"], 2, r"--gpus"),

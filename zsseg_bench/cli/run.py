@@ -21,8 +21,8 @@ def _seeds(text: str) -> list[int]:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         seeds = []
-    if not seeds or min(seeds) < 0:
-        raise ZsbenchError(f"--seeds {text!r}: expected comma-separated integers >= 0, e.g. 0,1,2")
+    if not seeds or min(seeds) < 0 or len(set(seeds)) < len(seeds):
+        raise ZsbenchError(f"--seeds {text!r}: expected distinct comma-separated integers >= 0, e.g. 0,1,2")
     return seeds
 
 

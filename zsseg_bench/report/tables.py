@@ -63,12 +63,12 @@ def runs_frame(paths) -> pd.DataFrame:
     for rec in load_verified(paths):
         path = rec["path"]
         if rec.get("status") == "died":
-            died.append(f"{path}: {rec['error']}")
+            died.append(f"{path}: died: {rec['error']}")
         if rec.get("status") != "ok" or not rec.get("metrics"):
             continue
         row = {"method": rec["method"], "dataset": rec["dataset"]["name"], "split": rec["split"]["name"],
                "seed": rec["seed"], "world": world_of(rec), "run_id": rec["run_id"], "path": str(path),
-               "commit": (rec.get("environment") or {}).get("git", {}).get("commit"), "start": rec.get("start"),
+               "commit": ((rec.get("environment") or {}).get("git") or {}).get("commit"), "start": rec.get("start"),
                "uses_unseen_labels": rec.get("protocol_flags", {}).get("uses_unseen_labels", False),
                "transductive": rec.get("protocol_flags", {}).get("transductive", False)}
         row.update({m: rec["metrics"].get(m, np.nan) for m in METRIC_NAMES})

@@ -141,7 +141,7 @@ def death_of(rec: dict, now: datetime | None = None) -> str | None:
         return None
     pid, host = rec.get("pid"), rec.get("host")
     if host == socket.gethostname() and _process_gone(pid):
-        return f"died: status running, but its process {pid} on {host} is gone"
+        return f"its process {pid} on {host} is gone (run.json still says running)"
     beat = rec.get("heartbeat")
     if isinstance(beat, str):
         try:
@@ -150,5 +150,5 @@ def death_of(rec: dict, now: datetime | None = None) -> str | None:
             return None
         age = ((now or datetime.now(timezone.utc)) - then).total_seconds()
         if age > HEARTBEAT_STALE_S:
-            return f"died: status running, but its last heartbeat was {beat} ({age / 60:.0f} min ago)"
+            return f"no heartbeat since {beat} ({age / 60:.0f} min ago; run.json still says running)"
     return None
