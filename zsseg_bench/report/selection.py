@@ -15,7 +15,7 @@ from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["RUN_KEY", "world_of", "select_runs"]
 
-RUN_KEY = ["method", "dataset", "split", "seed", "world"]
+RUN_KEY = ["method", "dataset", "data", "split", "seed", "world"]  # data: version/world label (tables.py)
 
 
 def world_of(rec: dict) -> int:
