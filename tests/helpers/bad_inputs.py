@@ -64,7 +64,7 @@ def _trained() -> Path:
 
     out = Path(tempfile.mkdtemp(prefix="zsbench-bad-inputs-"))
     sets = ["train.iterations=2", "dataset.n_train=8", "dataset.n_test=4", "dataset.size=32", "data.batch_size=4",
-            "backbone.width=8"]
+            "backbone.width=8", "backbone.init=null"]
     result = CliRunner().invoke(app, ["run", "spnet", "--out", str(out), "--no-report",
                                       *[a for s in sets for a in ("--set", s)]])
     assert result.exit_code == 0, result.output
