@@ -174,5 +174,8 @@ def validate_all() -> tuple[int, list[str]]:
         files.append(Path("results/published"))
     except ZsbenchError as exc:
         problems.append(str(exc))
+    from zsseg_bench.catalog.anchors import check_anchors
+
+    problems += check_anchors()
     n_expected, expected = expected_problems()
     return len(files) + n_expected, problems + expected

@@ -6,11 +6,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from zsseg_bench.cli.app import app, command, console
+from zsseg_bench.cli.app import CONTEXT, app, command, console, examples
 from zsseg_bench.errors import ZsbenchError
 
 data_app = typer.Typer(help="Check a dataset folder, or count its classes, before training on it.",
-                       no_args_is_help=True, rich_markup_mode="rich")
+                       epilog=examples("zsbench data check voc12 --data-root ~/data/VOCdevkit",
+                                       "zsbench data stats voc12 --data-root ~/data/VOCdevkit --split voc12-15-5"),
+                       no_args_is_help=True, rich_markup_mode="rich", context_settings=CONTEXT)
 app.add_typer(data_app, name="data")
 
 

@@ -40,7 +40,10 @@ __all__ = ["Reporter", "seed_everything", "StageCache", "NonFiniteLoss", "train_
 
 
 class Reporter:
-    """Progress callbacks; the CLI supplies a rich implementation, tests use this silent one."""
+    """Progress callbacks; the CLI supplies its implementations (cli/progress.py), tests use this silent one."""
+
+    def run_start(self, method: str, seed: int, folder=None) -> None:
+        """A run (method, seed) starts, writing into `folder` (None where nothing is written)."""
 
     def stage_start(self, label: str, total: int) -> None: ...
 
@@ -152,13 +155,15 @@ class _LossLog:
             lrs = {name: opt.param_groups[0]["lr"] for name, (opt, _) in self.optimizers.items()}
             self.ctx.log({"stage": self.stage.name, "label": self.label, "iteration": done, "losses": means,
                           "lr": lrs, "time": round(time.perf_counter() - self.start, 3)})
-            self.ctx.reporter.advance(0, " ".join(f"{k}={v:.3f}" for k, v in list(means.items())[:3]))
+            self.ctx.reporter.advance(0, " ".join(f"{k}={v:.4g}" for k, v in means.items()))
             self.running, self.count = {}, 0
 
 
 def _stage_indices(ctx, stage: Stage, indices):
     if indices is None and stage.train_images == "all":
-        return np.arange(len(ctx.train_set))
+        every = np.arange(len(ctx.train_set))
+        held = getattr(ctx, "heldout_indices", None)
+        return every if held is None else np.setdiff1d(every, held)
     if stage.train_images not in ("split", "all"):
         raise ZsbenchError(f"stage {stage.name!r}: train_images must be 'split' or 'all', not {stage.train_images!r}")
     return indices
@@ -212,6 +217,8 @@ def run_stage(ctx, method: Method, stage: Stage, stage_index: int, indices=None,
             ctx.reporter.advance(1)
             continue
         log.add(losses, it)
+        if getattr(ctx, "monitor", None) is not None:  # TensorBoard, periodic evaluation (monitor.py)
+            ctx.monitor.after_step(method, stage, label, it + 1)
         if checkpoints is not None and checkpoints.due(it + 1) and it + 1 < stage.iterations:
             checkpoints.save(method, stage, stage_index, it + 1, complete=False, optimizers=optimizers,
                              data=data, log_lines=ctx.log_lines, run_id=ctx.run_id,

@@ -7,7 +7,8 @@ This module collects the runs, draws the figures and gathers the data of the rep
                            figures, qualitative grids, top confusions, the protocol of every
                            run and the environment; it references only files under <out>
     <out>/report.html      the same, one self-contained file (figures embedded)
-    <out>/comparison.*     the table as Markdown, LaTeX, CSV and Parquet (tables.write_tables)
+    <out>/comparison.*     the table as Markdown, LaTeX, CSV and Parquet (tables.write_tables); named
+                           comparison_with_published.* when it holds published values and deltas
     <out>/figures/         <dataset>__<split>__<figure>.png and .svg, grids as PNG
 
 Everything comes from the run folders: metrics.json and per_class.csv (tables, bars),
@@ -214,12 +215,20 @@ def _environment_table(runs: list[RunData]) -> pd.DataFrame:
     return pd.DataFrame(list(envs.values()))
 
 
-def _comparison(ok: list[RunData], source: str | None, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Writes out/comparison.*; returns the main metrics beside the published ones, and every metric."""
+def _comparison(ok: list[RunData], source: str | None, out: Path) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Writes the table files; returns the main metrics beside the published ones, every metric, and the
+    files' stem: comparison_with_published when some run has published numbers, else comparison (then the
+    same table as the batch's comparison.*, so the same name)."""
     summary = add_published(summarize(runs_frame([r.path for r in ok])), source)
-    write_tables(summary, out / "comparison")
-    return format_summary(summary, MAIN_METRICS), format_summary(summary.drop(
-        columns=[c for c in summary.columns if c.endswith(" pub") or c.startswith("Δ ")] + ["source"]))
+    matched = any(summary[c].notna().any() for c in summary.columns if c.endswith(" pub"))
+    name = "comparison_with_published" if matched else "comparison"
+    write_tables(summary if matched else summary.drop(columns=_published_columns(summary)), out / name)
+    return (format_summary(summary, MAIN_METRICS), format_summary(summary.drop(columns=_published_columns(summary))),
+            name)
+
+
+def _published_columns(summary: pd.DataFrame) -> list[str]:
+    return [c for c in summary.columns if c.endswith(" pub") or c.startswith("Δ ")] + ["source"]
 
 
 # ---- the report ---------------------------------------------------------------------------------------
@@ -258,7 +267,7 @@ def _gather(runs: list[RunData], folder: Path, source, data_root, mask_unscored:
     ok = [r for r in runs if r.ok]
     groups = list(dict.fromkeys(r.group for r in ok))
     made = utcnow()
-    main, full = _comparison(ok, source, folder)
+    main, full, table_name = _comparison(ok, source, folder)
     unmatched = sorted({f"{d}/{s}" for d, s in groups if not ((main["dataset"] == d) & (main["split"] == s)
                                                              & (main["source"] != MISSING)).any()})
     frame = runs_frame([r.path for r in ok])
@@ -270,7 +279,7 @@ def _gather(runs: list[RunData], folder: Path, source, data_root, mask_unscored:
         comparison=main, all_metrics=full, unmatched=unmatched, sections=sections,
         protocol=_protocol_table(runs), environment=_environment_table(runs),
         unfinished=[(r.path.name, r.record.get("status"), r.record.get("error")) for r in runs if not r.ok],
-        folders=[str(r.path) for r in runs])
+        folders=[str(r.path) for r in runs], table_name=table_name)
 
 
 def _section(dataset: str, split_name: str, runs: list[RunData], frame: pd.DataFrame, folder: Path, source,

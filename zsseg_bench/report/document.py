@@ -150,6 +150,7 @@ class ReportContent:
     environment: pd.DataFrame
     unfinished: list[tuple[str, str, str | None]]  # run folder name, status, error
     folders: list[str]
+    table_name: str = "comparison"  # the stem of the written table files
 
 
 # ---- the report's text ------------------------------------------------------------------------------
@@ -183,9 +184,11 @@ def _comparison(doc: Document, c: ReportContent) -> None:
     doc.table(c.comparison)
     if c.unmatched:
         doc.para("No published numbers exist for " + ", ".join(f"`{u}`" for u in c.unmatched) + " (the synthetic "
-                 "benchmark is this project's own): the published columns are empty there, and the scatter plot "
+                 "benchmark is this project's own): the published columns are empty there (left out when no row has "
+                 "one), and the scatter plot "
                  "shows published points only as a separate reference panel.")
-    doc.para("All metrics: `comparison.md`, `comparison.csv` (numbers), `comparison.tex`, `comparison.parquet`.")
+    n = c.table_name
+    doc.para(f"All metrics: `{n}.md`, `{n}.csv` (numbers), `{n}.tex` (LaTeX for a paper), `{n}.parquet`.")
     doc.table(c.all_metrics)
 
 

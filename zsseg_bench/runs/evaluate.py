@@ -62,6 +62,7 @@ def evaluate_checkpoint(req: EvalRequest, reporter: Reporter | None = None) -> P
     facts = _load_official(run.method, req.checkpoint, run.split, reporter)
     cfg, split, test_set = run.cfg, run.split, run.data.test
     record = RunRecord.create(req.out, make_run_id(card.name, split.name, 0))
+    reporter.run_start(card.name, 0, record.path)
     started = time.time()
     record.write_json("run.json", {
         **initial_run_info(req, card, split, run_name=record.path.name, seed=0, data=run.data, n_train_used=0,

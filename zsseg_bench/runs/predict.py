@@ -199,7 +199,8 @@ def predict_files(run_dir, images, out, *, input_size: int | None = None, device
         _atomic_write(overlay_path, buffer.getvalue())
         ids, counts = np.unique(label, return_counts=True)
         share = sorted(((names[int(i)], c / label.size) for i, c in zip(ids, counts)), key=lambda t: -t[1])
-        results.append({"image": path, "height": image.shape[0], "width": image.shape[1], "prediction": pred_path,
+        results.append({"image": path, "trained_on": trained.dataset, "height": image.shape[0],
+                        "width": image.shape[1], "prediction": pred_path,
                         "overlay": overlay_path, "classes": share,
                         "unseen_found": [names[int(i)] for i in ids if int(i) in set(unseen_ids)]})
     return results

@@ -33,6 +33,7 @@ from zsseg_bench.datasets.presence import class_presence
 from zsseg_bench.embeddings.base import split_embeddings
 from zsseg_bench.engine.context import RunContext, check_data_config
 from zsseg_bench.engine.distributed import broadcast_module
+from zsseg_bench.engine.monitor import check_tensorboard
 from zsseg_bench.engine.options import EngineOptions, prepare_method
 from zsseg_bench.engine.resume import ResumePoint
 from zsseg_bench.errors import ZsbenchError
@@ -41,8 +42,8 @@ from zsseg_bench.methods.base import Method
 from zsseg_bench.pretrain.shared import ensure_shared_init, resolve_shared_init
 from zsseg_bench.runs.records import load_record
 
-__all__ = ["RunRequest", "RunData", "PreparedRun", "prepare_run", "split_for", "resolve_device", "class_space",
-           "train_indices", "build_method", "stored_config"]
+__all__ = ["RunRequest", "RunData", "PreparedRun", "prepare_run", "resolved_config", "split_for", "resolve_device",
+           "class_space", "train_indices", "hold_out", "build_method", "stored_config"]
 
 
 @dataclass
@@ -86,12 +87,14 @@ class PreparedRun:
     method: Method | None = None
     flags: dict = field(default_factory=dict)  # the method's protocol flags
     train_indices: np.ndarray | None = None  # training images after the split's policy
+    heldout_indices: np.ndarray | None = None  # engine.heldout_images of them, kept out of training
     init_report: dict | None = None  # what --init / backbone.init loaded
 
     def context(self, **kwargs) -> RunContext:
         """The run context for this run; kwargs: reporter, log_path, run_id."""
         return RunContext(split=self.split, train_set=self.data.train if self.data is not None else None,
                           device=self.device, seed=self.seed, cfg=self.cfg, train_indices=self.train_indices,
+                          heldout_indices=self.heldout_indices,
                           pass_unseen_labels=bool(self.flags.get("uses_unseen_labels", False)),
                           val_set=self.data.val if self.data is not None and self.cfg["diagnostics"] else None,
                           **kwargs)
@@ -112,6 +115,8 @@ def prepare_run(req: RunRequest, *, data: bool = True, training: bool = True, bu
     card = load_card(req.method)
     cfg = _config(req, card)
     options = EngineOptions.from_cfg(cfg)
+    if options.tensorboard:  # before any folder exists
+        check_tensorboard()
     implementation = IMPLEMENTATIONS.get(impl or card.impl)
     split = split_for(req.dataset, req.split)
     device = resolve_device(req.device)
@@ -125,10 +130,17 @@ def prepare_run(req: RunRequest, *, data: bool = True, training: bool = True, bu
     prepared = PreparedRun(card=card, cfg=cfg, split=split, seed=req.seed, device=device, options=options,
                            classes=class_space(split, vectors).to(device), data=run_data)
     if training:
-        prepared.train_indices = train_indices(split, run_data.train)
+        prepared.train_indices, prepared.heldout_indices = hold_out(train_indices(split, run_data.train),
+                                                                   options.heldout_images, req.seed)
     if build:
         _build(prepared, implementation, req.resume)
     return prepared
+
+
+def resolved_config(req: RunRequest) -> dict:
+    """The checked configuration a run of `req` would use (`zsbench run --print-config`), and nothing else."""
+    split_for(req.dataset, req.split)
+    return _config(req, load_card(req.method))
 
 
 def _config(req: RunRequest, card: Card) -> dict:
@@ -236,6 +248,20 @@ def class_space(split: Split, embeddings: np.ndarray | torch.Tensor) -> ClassSpa
     vectors = torch.from_numpy(embeddings) if isinstance(embeddings, np.ndarray) else embeddings
     return ClassSpace(split.eval_names, torch.from_numpy(split.seen_mask), vectors, split.ignore_index,
                       split.calibration_val)
+
+
+def hold_out(indices: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(training images, held-out images): `n` of `indices` chosen by the run seed, kept out of training
+    for periodic evaluation (engine.heldout_images); (indices, None) when n is 0."""
+    if not n:
+        return indices, None
+    if n >= len(indices):
+        raise ZsbenchError(f"engine.heldout_images={n}: the split's training policy leaves {len(indices)} training "
+                           f"images; hold out fewer")
+    chosen = np.random.default_rng([seed, 4242]).choice(len(indices), size=n, replace=False)
+    keep = np.ones(len(indices), dtype=bool)
+    keep[chosen] = False
+    return indices[keep], np.sort(indices[chosen])
 
 
 def train_indices(split: Split, dataset) -> np.ndarray:

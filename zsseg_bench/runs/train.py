@@ -36,6 +36,7 @@ from zsseg_bench.engine.checkpoint_format import save_checkpoint
 from zsseg_bench.engine.context import RunContext
 from zsseg_bench.engine.distributed import is_main, rank_and_world
 from zsseg_bench.engine.loop import Reporter, StageCache, seed_everything
+from zsseg_bench.engine.monitor import Monitor
 from zsseg_bench.engine.options import EngineOptions
 from zsseg_bench.engine.resume import LAST, ResumePoint, TrainingCheckpoints
 from zsseg_bench.errors import ZsbenchError
@@ -108,9 +109,12 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
     run_id = make_run_id(run.card.name, run.split.name, req.seed)
     record = RunRecord.create(out_dir or req.out, run_id) if main else _NoRecord()
     run_name = record.path.name if main else run_id
+    reporter.run_start(run.card.name, req.seed, record.path)
     started = time.time()
     _write_start(record, req, run, run_name, reporter)
     ctx = run.context(reporter=reporter, log_path=record.log_path, run_id=run_name)
+    if run.options.tensorboard or run.options.eval_every:
+        ctx.monitor = Monitor(ctx, record.path if main else None)
     checkpoints = TrainingCheckpoints(record.path / "ckpt" if main else None, run.options.checkpoint_every,
                                       method_name=run.card.name, split=run.split, config=run.cfg, writer=main,
                                       resume=req.resume)
@@ -187,7 +191,8 @@ def initial_run_info(req, card: Card, split: Split, *, run_name: str, seed: int,
                     "options": data.options},
         "split": {"name": split.name, "version": split.version, "sha256": split.sha256,
                   "classes": split.classes.name, "train_policy": split.train_policy, "background": split.background},
-        "seed": seed, "overrides": list(req.overrides), "environment": environment(str(device)),
+        "seed": seed, "overrides": list(req.overrides),
+        "environment": {**environment(str(device)), "device_requested": getattr(req, "device", None)},
         "protocol_flags": flags,
         "engine": {**options.model_dump(), "processes": processes},
     }
