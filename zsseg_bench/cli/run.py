@@ -13,7 +13,6 @@ import typer
 from zsseg_bench.cli.app import command, console, examples, plain_console
 from zsseg_bench.errors import Terminated, ZsbenchError
 from zsseg_bench.paths import default_runs_dir
-from zsseg_bench.runs.records import batch_lock
 
 
 def _seeds(text: str) -> list[int]:
@@ -122,6 +121,7 @@ def _show(batch: Path, paths: list[Path], report: bool) -> None:
     from zsseg_bench.cli.progress import CONSOLE_LOG
     from zsseg_bench.report.selection import select_runs
     from zsseg_bench.report.tables import print_comparison, runs_frame, summarize, write_tables
+    from zsseg_bench.runs.records import batch_lock
 
     # Two processes finishing runs of one batch (e.g. two --resume) take turns: each rewrites
     # comparison.* and report/ from every finished run, so the last one's include the other's run.
