@@ -196,7 +196,8 @@ def run_stage(ctx, method: Method, stage: Stage, stage_index: int, indices=None,
     batch, first = None, 0
     if restore:
         first, batch = checkpoints.restore(method, optimizers, data)
-        ctx.reporter.message(f"resumed stage '{stage.name}' at iteration {first}")
+        ctx.reporter.message(f"resumed stage '{stage.name}' at iteration {first}"
+                             + "".join(f"; {change}" for change in checkpoints.applied))
     ctx.reporter.stage_start(label, stage.iterations)
     ctx.reporter.advance(first)
     _probe(ctx, method, stage, label, first)

@@ -44,14 +44,13 @@ from zsseg_bench.report.tables import (
     write_tables,
 )
 from zsseg_bench.runs.records import (
-    find_records,
-    load_record,
     read_confusion,
     read_per_class,
     read_train_log,
     scoring_of,
     utcnow,
 )
+from zsseg_bench.runs.verify import load_verified
 
 __all__ = ["RunData", "load_runs", "make_report"]
 
@@ -90,8 +89,8 @@ def load_runs(paths) -> list[RunData]:
     from zsseg_bench.runs.predictions import load_stored
 
     runs = []
-    for path in find_records(paths):
-        rec = load_record(path)
+    for rec in load_verified(paths):
+        path = Path(rec["path"])
         runs.append(RunData(path, rec, read_per_class(path), read_confusion(path), read_train_log(path),
                             load_stored(path)))
     return runs

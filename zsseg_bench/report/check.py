@@ -15,7 +15,7 @@ from zsseg_bench.catalog.expected import expected_for
 from zsseg_bench.catalog.published import lookup
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.metrics.scores import METRIC_NAMES
-from zsseg_bench.runs.records import find_records, load_record
+from zsseg_bench.runs.verify import load_verified
 
 __all__ = ["Deviation", "check_runs", "DEFAULT_TOLERANCE"]
 
@@ -47,10 +47,11 @@ def check_runs(paths, source: str | None = None, tolerance: float = DEFAULT_TOLE
     if tolerance < 0:
         raise ZsbenchError("--tolerance must be >= 0")
     rows = []
-    for path in find_records(paths):
-        rec = load_record(path)
+    for rec in load_verified(paths):
+        path = rec["path"]
         if rec.get("status") != "ok" or not rec.get("metrics"):
-            raise ZsbenchError(f"{path}: run status is {rec.get('status')!r}, it has no metrics to check")
+            raise ZsbenchError(f"{path}: run status is {rec.get('status')!r}, it has no metrics to check"
+                               + (f" ({rec['error']})" if rec.get("status") == "died" else ""))
         method, dataset, split = rec["method"], rec["dataset"]["name"], rec["split"]["name"]
         pub = lookup(method, dataset, split, source)
         expected = expected_for(rec) if pub is None and source is None else None

@@ -28,7 +28,7 @@ import torch
 from zsseg_bench.catalog.cards import Card, apply_overrides, load_card, resolve_config
 from zsseg_bench.catalog.splits import Split, load_split
 from zsseg_bench.catalog.validate import validate_config
-from zsseg_bench.datasets import build_dataset, dataset_info, default_split, record_options, recorded_options
+from zsseg_bench.datasets import DATASETS, build_dataset, dataset_info, default_split, record_options, recorded_options
 from zsseg_bench.datasets.presence import class_presence
 from zsseg_bench.embeddings.base import split_embeddings
 from zsseg_bench.engine.context import RunContext, check_data_config
@@ -164,6 +164,7 @@ def _with_init(cfg: dict, init: str) -> dict:
 
 def split_for(dataset: str, name: str | None) -> Split:
     """The split `name` (default: the dataset's), checked to be one of `dataset`."""
+    DATASETS.get(dataset)  # an unknown name: one line with the known ones
     name = name or default_split(dataset)
     if name is None:
         raise ZsbenchError(f"dataset {dataset!r} has no default split; pass --split")
