@@ -26,6 +26,10 @@ def table(
                                           "DATASET or DATASET/SPLIT instead of the runs' own (e.g. voc12 beside synthetic)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write OUT.md, .csv, .tex, .parquet."),
     metrics: str = typer.Option(",".join(METRIC_NAMES), "--metrics", help="Comma-separated metric columns."),
+    latest: bool = typer.Option(False, "--latest", help="Several runs of one (method, split, seed, world): keep "
+                                "the newest of each."),
+    pool: bool = typer.Option(False, "--pool", help="Average repeated runs and runs of different commits "
+                              "together (said in the output)."),
     percent: bool = typer.Option(False, "--percent", help="Show metrics as percentages (x 100) instead of fractions."),
     decimals: Optional[int] = typer.Option(None, "--decimals", help="Decimals shown (default 4 for fractions, 1 "
                                            "with --percent; 1 or 2 with --percent)."),
@@ -34,13 +38,20 @@ def table(
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON (unrounded numbers) instead."),
 ):
     """One table from run records: mean ± std over seeds, optionally beside the published numbers."""
+    from zsseg_bench.report.selection import select_runs
     from zsseg_bench.report.tables import add_published, print_comparison, runs_frame, summarize, write_tables
 
     chosen = [m.strip() for m in metrics.split(",") if m.strip()]
     unknown = [m for m in chosen if m not in METRIC_NAMES]
     if unknown:
         raise ZsbenchError(f"--metrics: unknown {unknown}; choose from {', '.join(METRIC_NAMES)}")
-    summary = summarize(runs_frame(runs))
+    frame = runs_frame(runs)
+    for line in frame.attrs.get("died", []):
+        console.print(f"[red]{line}", soft_wrap=True)
+    frame, notes = select_runs(frame, latest=latest, pool=pool)
+    for line in notes:
+        console.print(f"[yellow]{line}", soft_wrap=True)
+    summary = summarize(frame)
     if summary.empty:
         raise ZsbenchError("no finished (status ok) runs under the given folders")
     if against and not published:
