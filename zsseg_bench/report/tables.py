@@ -16,6 +16,7 @@ from rich.table import Table
 from tabulate import tabulate
 
 from zsseg_bench.catalog.published import lookup
+from zsseg_bench.metrics.episodic import is_episodic_record
 from zsseg_bench.metrics.scores import METRIC_NAMES
 from zsseg_bench.runs.records import find_records, load_record
 
@@ -56,12 +57,12 @@ def format_cell(value) -> str:
 
 
 def runs_frame(paths) -> pd.DataFrame:
-    """One row per finished run (status ok) under `paths`."""
+    """One row per finished GZS3 run (status ok) under `paths` (episodic runs: report/episodic.py)."""
     rows = []
     for path in find_records(paths):
         rec = load_record(path)
-        if rec.get("status") != "ok" or not rec.get("metrics"):
-            continue
+        if rec.get("status") != "ok" or not rec.get("metrics") or is_episodic_record(rec):
+            continue  # episodic (fss-zeroshot) runs have their own tables: report/episodic.py
         row = {"method": rec["method"], "dataset": rec["dataset"]["name"], "split": rec["split"]["name"],
                "seed": rec["seed"], "run_id": rec["run_id"], "path": str(path),
                "uses_unseen_labels": rec.get("protocol_flags", {}).get("uses_unseen_labels", False),
