@@ -88,13 +88,16 @@ def _train(methods, dataset, split, seeds, device, out, data_root, overrides, in
 
 def _show(batch: Path, paths: list[Path], report: bool) -> None:
     """The batch's comparison table (printed and written) and, with `report`, its report folder."""
+    from zsseg_bench.cli.table import print_episodic
     from zsseg_bench.report.tables import print_comparison, runs_frame, summarize, write_tables
 
     summary = summarize(runs_frame(paths))
-    written = write_tables(summary, batch / "comparison")
-    print_comparison(console, summary)
+    if not summary.empty:  # GZS3 runs; fss-zeroshot runs have their own table (comparison-episodic.*)
+        written = write_tables(summary, batch / "comparison")
+        print_comparison(console, summary)
+        console.print(f"table: {written[0]}")
+    print_episodic(paths, False, batch / "comparison")
     console.print(f"run records: [bold]{batch}[/]")
-    console.print(f"table: {written[0]}")
     if report:
         from zsseg_bench.report.build import make_report
 
