@@ -25,6 +25,7 @@ def _synthetic_run(overrides=()):
     return prepare_run(RunRequest(method="sazs", split="synthetic-5i-f1", overrides=[*tiny("sazs"), *overrides]))
 
 
+@pytest.mark.slow  # builds a run and scores 60 episodes twice (a few seconds)
 def test_leakage_free_fusion_reads_no_ground_truth(monkeypatch):
     run = _synthetic_run()
     ctx = run.context()
