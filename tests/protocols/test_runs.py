@@ -123,3 +123,25 @@ def test_coco20i_episodes_on_a_generated_hsnet_tree(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["data", "check", "coco", "--data-root", str(tmp_path / "coco"),
                                       "--split", "coco20i-f0"])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.slow
+def test_zsbench_run_sazs_on_a_generated_pascal5i_tree(voc_tree, one_thread):
+    table = np.random.default_rng(0).standard_normal((21, 16)).astype(np.float32)
+    np.save(voc_tree / "emb.npy", table)
+    (voc_tree / "names.txt").write_text("\n".join(load_split("pascal5i-f0").classes.names) + "\n")
+    small = ["backbone.name=small-cnn", "train.epochs=2", "train.iterations_per_epoch=2", "data.batch_size=2",
+             "data.crop=32", "data.scale=[0.75,1.25]", "data.num_workers=0", "eval.warp=48",
+             "selection.episodes=10", "selection.heldout_fraction=0.3", "embeddings.provider=file",
+             f"embeddings.path={voc_tree / 'emb.npy'}", f"embeddings.names={voc_tree / 'names.txt'}"]
+    out = voc_tree / "runs"
+    result = CliRunner().invoke(app, ["run", "sazs", "--dataset", "voc12", "--split", "pascal5i-f0",
+                                      "--data-root", str(voc_tree / "voc"), "--out", str(out), "--no-report",
+                                      *sum((["--set", s] for s in small), [])])
+    assert result.exit_code == 0, result.output
+    run_dir = next(out.glob("*/sazs__pascal5i-f0__s0__*"))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["protocol"] == "fss-zeroshot" and metrics["episodes"]["rule"] == "cycle"
+    assert set(metrics["by_fusion"]) == {"none", "self", "oracle"}
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["scoring"]["heldout_images"] == 2 and run["method_facts"]["selection"]["mode"] == "heldout"
