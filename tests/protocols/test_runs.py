@@ -145,3 +145,13 @@ def test_zsbench_run_sazs_on_a_generated_pascal5i_tree(voc_tree, one_thread):
     assert set(metrics["by_fusion"]) == {"none", "self", "oracle"}
     run = json.loads((run_dir / "run.json").read_text())
     assert run["scoring"]["heldout_images"] == 2 and run["method_facts"]["selection"]["mode"] == "heldout"
+
+
+@pytest.mark.parametrize("method, split, says", [
+    ("sazs", "synthetic-9-3", "answers a split with protocol fss-zeroshot"),
+    ("spnet", "synthetic-5i-f0", "answers a gzs3 split"),
+])
+def test_a_method_and_a_split_of_different_protocols_are_refused(tmp_path, method, split, says):
+    result = CliRunner().invoke(app, ["run", method, "--split", split, "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists()

@@ -38,6 +38,7 @@ __all__ = ["SAZS"]
 class SAZS(Method):
     Config = SAZSConfig
     inference_only_keys = ("fusion",)
+    task_protocols = ("fss-zeroshot",)
 
     def __init__(self, cfg: dict, classes: ClassSpace):
         super().__init__(cfg, classes)
