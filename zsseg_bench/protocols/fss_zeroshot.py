@@ -106,7 +106,11 @@ def prepare_training(ctx, cfg: dict, seed: int, test_set) -> dict:
     order = rng.permutation(ctx.train_indices)
     n_out = max(1, int(round(sel["heldout_fraction"] * len(order))))
     heldout, ctx.train_indices = np.sort(order[:n_out]), np.sort(order[n_out:])
-    ctx.heldout_episodes = training_episodes(_presence(ctx.train_set), ctx.split, heldout, sel["episodes"])
+    try:
+        ctx.heldout_episodes = training_episodes(_presence(ctx.train_set), ctx.split, heldout, sel["episodes"])
+    except ValueError as exc:
+        raise ZsbenchError(f"held-out training images ({n_out}, selection.heldout_fraction "
+                           f"{sel['heldout_fraction']}): {exc}; hold out more images") from None
     facts["heldout_images"] = int(n_out)
     if sel["mode"] == "heldout":
         ctx.selection_scorer = lambda m: _fg(run_episodes(m, ctx, ctx.train_set, ctx.heldout_episodes, None))
