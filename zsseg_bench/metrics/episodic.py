@@ -17,9 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["EpisodeMeter", "EPISODIC_METRICS", "PROTOCOL", "binary_counts", "is_episodic_record"]
+__all__ = ["EpisodeMeter", "PROTOCOL", "binary_counts", "is_episodic_record"]
 
-EPISODIC_METRICS = ("FG-mIoU", "FB-IoU")
 PROTOCOL = "fss-zeroshot"  # the split files' `protocol` value, and metrics.json's of the runs scored here
 
 

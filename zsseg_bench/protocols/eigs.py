@@ -1,20 +1,19 @@
 """Laplacian eigen-masks (SAZS's test-time shape candidates), from label-free pixel features.
 
-Per image: features F [N, D] give an affinity W: for a self-supervised ViT's features
-max(F Fᵀ, 0) of L2-normalised rows (negative similarities clipped, as Deep Spectral Methods
-does); for colour/position features a Gaussian kernel. The
-normalised Laplacian's smallest non-trivial eigenvectors (generalised problem (D - W) v = λ D v,
-solved as the largest eigenvectors of D^-1/2 W D^-1/2) are taken, K = 5 of them. Each vector is
-binarised at 0 with its sign chosen so that the smaller side is the foreground, then resized
-(nearest) to the label's resolution.
+Per image: label-free features on a grid give an affinity W (here a Gaussian kernel over
+colour and position; SAZS's masks are thought to come from Deep Spectral Methods' clipped cosine
+of DINO features, which is not implemented). The normalised Laplacian's smallest non-trivial
+eigenvectors (generalised problem (D - W) v = λ D v, solved as the largest eigenvectors of
+D^-1/2 W D^-1/2) are taken, K = 5 of them. Each vector is binarised at 0 with its sign chosen
+so that the smaller side is the foreground, then resized (nearest) to the label's resolution.
 
 Solvers: dense batched `torch.linalg.eigh` for graphs up to `dense_max` nodes (a 64x64 image at
 stride 4 has 256), `torch.lobpcg` per image above that (a 512x512 image at feature stride 8
 has 4,096 nodes). No label is read anywhere in this module.
 
-Features: on the synthetic world, per-pixel colour (standardised per image) and position on a
-stride grid (`colour_position_features`); on real data, a self-supervised ViT's patch features
-(`vit_features`, DINO weights through timm from a user path).
+Features (`colour_position_features`): per-cell mean colour, standardised per image, and the
+cell's position, on a stride grid. On real data these are the only computed masks; the released
+PNGs are read instead where the user has them (eigsource.py).
 """
 
 from __future__ import annotations
@@ -22,21 +21,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["cosine_affinity", "rbf_affinity", "laplacian_eigenvectors", "eigen_masks", "colour_position_features",
+__all__ = ["rbf_affinity", "laplacian_eigenvectors", "eigen_masks", "colour_position_features",
            "masks_from_images", "DENSE_MAX"]
 
 DENSE_MAX = 1024  # nodes: dense eigh below, lobpcg above
 
 
-def cosine_affinity(features: torch.Tensor) -> torch.Tensor:
-    """[B, N, N] W = max(F Fᵀ, 0) of L2-normalised features [B, N, D] (self-supervised ViT features)."""
-    f = F.normalize(features.float(), dim=-1)
-    return (f @ f.transpose(1, 2)).clamp_min(0)
-
-
 def rbf_affinity(features: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
-    """[B, N, N] W = exp(-|f_i - f_j|^2 / (2 sigma^2)) (colour/position features, whose unlike colours
-    a clipped cosine would not separate from position alone)."""
+    """[B, N, N] W = exp(-|f_i - f_j|^2 / (2 sigma^2)) of colour/position features (on these, Deep Spectral
+    Methods' clipped cosine of the features lets position outweigh unlike colours)."""
     f = features.float()
     return torch.exp(-torch.cdist(f, f).square() / (2 * sigma ** 2))
 

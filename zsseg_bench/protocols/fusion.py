@@ -16,11 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["FUSION_MODES", "LEAKAGE_FREE", "mask_iou", "fuse_none", "fuse_oracle", "fuse_self", "choose_threshold",
-           "THRESHOLD_GRID"]
-
-FUSION_MODES = ("none", "self", "oracle")
-LEAKAGE_FREE = ("none", "self")
+__all__ = ["mask_iou", "fuse_oracle", "fuse_self", "choose_threshold", "THRESHOLD_GRID"]
 # Candidate thresholds for `self`; above 1 means "never replace" (the prediction as it is).
 THRESHOLD_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)
 
@@ -33,10 +29,6 @@ def mask_iou(masks: torch.Tensor, other: torch.Tensor, valid: torch.Tensor | Non
     inter = (masks & other).flatten(1).sum(1).float()
     union = (masks | other).flatten(1).sum(1).float()
     return torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(union))
-
-
-def fuse_none(pred: torch.Tensor, eigs: torch.Tensor | None = None) -> torch.Tensor:
-    return pred
 
 
 def fuse_self(pred: torch.Tensor, eigs: torch.Tensor, threshold: float) -> torch.Tensor:
