@@ -155,3 +155,34 @@ def test_a_method_and_a_split_of_different_protocols_are_refused(tmp_path, metho
     result = CliRunner().invoke(app, ["run", method, "--split", split, "--out", str(tmp_path / "runs")])
     assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output
     assert not (tmp_path / "runs").exists()
+
+
+def _episodic_metrics(none: float, oracle: float, fusion: str = "none") -> dict:
+    by = {"none": {"FG-mIoU": none, "FB-IoU": 0.5}, "self": {"FG-mIoU": none, "FB-IoU": 0.5},
+          "oracle": {"FG-mIoU": oracle, "FB-IoU": 0.6}}
+    return {"protocol": "fss-zeroshot", "fusion": fusion, "FG-mIoU": by[fusion]["FG-mIoU"], "FB-IoU": 0.5,
+            "by_fusion": by}
+
+
+def test_published_sazs_folds_are_compared_with_the_oracle_column_only(tmp_path):
+    from tests.helpers.records import write_record
+    from zsseg_bench.report.check import check_runs
+    from zsseg_bench.report.episodic import PUBLISHED_COLUMN, episodic_frame, episodic_summary
+    from zsseg_bench.report.tables import runs_frame
+
+    write_record(tmp_path, "a", "sazs", "voc12", "pascal5i-f0", 0, _episodic_metrics(0.30, 0.62))
+    write_record(tmp_path, "b", "sazs", "voc12", "pascal5i-f0", 1, _episodic_metrics(0.32, 0.64))
+    assert runs_frame([tmp_path]).empty  # never in a GZS3 table
+    summary = episodic_summary(episodic_frame([tmp_path]), published=True)
+    fold = summary[summary["split"] == "pascal5i-f0"].iloc[0]
+    assert fold[PUBLISHED_COLUMN] == pytest.approx(0.627)  # the SAZS README, PASCAL fold 0
+    assert fold["FG-mIoU oracle (uses-test-labels)"] == pytest.approx(0.63)
+    assert fold["FG-mIoU none"] == pytest.approx(0.31)
+    checked = check_runs([tmp_path], tolerance=0.02)
+    assert checked["actual"].tolist() == [0.62, 0.64] and checked["pass"].all()
+    assert set(checked["metric"]) == {"FG-mIoU (fusion=oracle, uses-test-labels)"}
+    assert set(checked["source"]) == {"sazs-readme (oracle fusion)"}
+    assert CliRunner().invoke(app, ["check", str(tmp_path), "--tolerance", "0.02"]).exit_code == 0
+    write_record(tmp_path, "c", "sazs", "voc12", "pascal5i-f0", 2, _episodic_metrics(0.30, 0.50))
+    result = CliRunner().invoke(app, ["check", str(tmp_path), "--tolerance", "0.02"])
+    assert result.exit_code == 1  # 0.50 against 0.627
