@@ -7,6 +7,8 @@ Run records go to `./results/runs` (relative to the working directory) unless `-
 otherwise, so a clone writes next to the committed results.
 `ZSBENCH_CARDS` adds folders of method cards (`<family>/<name>.yaml`, like `methods/`) kept
 outside the data root, e.g. the card of a plugin method (docs/adding.md).
+Computed files (class presence, the shared initialisation) go to `~/.cache/zsseg-bench`, or to
+`$ZSBENCH_CACHE` when it is set.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["data_root", "methods_dir", "splits_dir", "published_dir", "default_runs_dir", "repo_root",
-           "extra_card_dirs"]
+           "extra_card_dirs", "cache_dir"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -61,3 +63,8 @@ def published_dir() -> Path:
 
 def default_runs_dir() -> Path:
     return Path(os.environ.get("ZSBENCH_RUNS", "results/runs"))
+
+
+def cache_dir() -> Path:
+    """The user's cache folder for files computed once (`ZSBENCH_CACHE` moves it)."""
+    return Path(os.environ.get("ZSBENCH_CACHE") or Path.home() / ".cache" / "zsseg-bench")

@@ -75,6 +75,9 @@ class GMMNOptions(Section):
     group: Literal["image", "batch"]  # an (image, class) group, or a class over the batch
     sigmas: Annotated[list[PositiveFloat], Field(min_length=1)]  # kernel bandwidths (variances)
     noise_dim: PositiveInt | None = None  # None: the embedding's size (official)
+    # Images per Adam step (None: data.batch_size). The official code steps once per (image, class);
+    # 1 comes closest to its number of steps for a given number of images.
+    batch_size: PositiveInt | None = None
 
 
 class ClassifierStage(SGDOptions):
@@ -149,7 +152,8 @@ class ZS3Net(Method):
         c = self.cfg
         return [
             Stage("segmentation", c["train"]["iterations"], [Update("loss", "main")]),
-            Stage("generator", c["generator"]["iterations"], [Update("mmd", "generator")]),
+            Stage("generator", c["generator"]["iterations"], [Update("mmd", "generator")],
+                  batch_size=c["generator"]["batch_size"]),
             Stage("classifier", c["classifier_stage"]["iterations"], [Update("loss", "classifier")]),
         ]
 

@@ -144,10 +144,10 @@ def _grid_rows(runs: list[RunData], data_root: str | None) -> tuple[list[dict], 
     entries = first.stored["images"]
     dataset = None
     try:
-        from zsseg_bench.datasets import build_dataset
+        from zsseg_bench.datasets import build_dataset, record_options
 
         info = first.record["dataset"]
-        dataset = build_dataset(info["name"], "test", data_root or info.get("root"), dict(info.get("options") or {}))
+        dataset = build_dataset(info["name"], "test", data_root or info.get("root"), record_options(info))
     except (ZsbenchError, OSError, ValueError) as exc:
         notes.append(f"images and ground truth not shown: the dataset could not be opened ({exc}); pass "
                      f"--data-root")

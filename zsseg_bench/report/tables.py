@@ -16,6 +16,7 @@ from rich.table import Table
 from tabulate import tabulate
 
 from zsseg_bench.catalog.published import lookup
+from zsseg_bench.datasets import record_data_label
 from zsseg_bench.metrics.episodic import is_episodic_record
 from zsseg_bench.metrics.scores import METRIC_NAMES
 from zsseg_bench.runs.records import find_records, load_record
@@ -26,7 +27,7 @@ __all__ = ["METHOD_ORDER", "MAIN_METRICS", "MISSING", "FRACTION", "DELTA", "meth
 
 # The source papers' row order; other methods follow alphabetically.
 METHOD_ORDER = ("spnet", "spnet-c", "zs3net", "zs3net+st", "cagnet-pi", "cagnet-pa", "cagnet-pi+st", "cagnet-pa+st")
-KEYS = ["method", "dataset", "split"]
+KEYS = ["method", "dataset", "data", "split"]  # data: which version/world of a dataset (record_data_label)
 MAIN_METRICS = ("hIoU", "mIoU", "S-mIoU", "U-mIoU")  # the ones a short summary shows
 
 MISSING = "–"  # a missing number (None, NaN) in every table and printout
@@ -63,7 +64,8 @@ def runs_frame(paths) -> pd.DataFrame:
         rec = load_record(path)
         if rec.get("status") != "ok" or not rec.get("metrics") or is_episodic_record(rec):
             continue  # episodic (fss-zeroshot) runs have their own tables: report/episodic.py
-        row = {"method": rec["method"], "dataset": rec["dataset"]["name"], "split": rec["split"]["name"],
+        row = {"method": rec["method"], "dataset": rec["dataset"]["name"], "data": record_data_label(rec["dataset"]),
+               "split": rec["split"]["name"],
                "seed": rec["seed"], "run_id": rec["run_id"], "path": str(path),
                "uses_unseen_labels": rec.get("protocol_flags", {}).get("uses_unseen_labels", False),
                "transductive": rec.get("protocol_flags", {}).get("transductive", False)}
@@ -119,8 +121,8 @@ def format_summary(summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = 
     def fmt(x, signed=False):
         return format_value(x, f"{'+' if signed else ''}.{decimals}f")
 
-    cols = {"method": summary["method"], "dataset": summary["dataset"], "split": summary["split"],
-            "seeds": summary["seeds"]}
+    shown_keys = [k for k in KEYS if k != "data" or (k in summary and summary[k].astype(bool).any())]
+    cols = {**{k: summary[k] for k in shown_keys}, "seeds": summary["seeds"]}
     flags = []
     for _, row in summary.iterrows():
         f = []
@@ -190,7 +192,9 @@ def print_comparison(console, summary: pd.DataFrame, metrics=METRIC_NAMES) -> No
     """The comparison table; a metric stays beside its published value and delta."""
     shown = format_summary(summary, metrics)
     keys = [c for c in ("method", "flags") if c in shown]
-    title = ", ".join(f"{d} / {s}" for d, s in dict.fromkeys(zip(summary["dataset"], summary["split"])))
+    labels = summary["data"] if "data" in summary else [""] * len(summary)
+    title = ", ".join(f"{d}{f' ({x})' if x else ''} / {s}"
+                      for d, x, s in dict.fromkeys(zip(summary["dataset"], labels, summary["split"])))
     title += f"  (seeds {'; '.join(dict.fromkeys(summary['seeds']))}; fractions, mean ± std over seeds)"
     groups = [[c for c in (m, f"{m} pub", f"Δ {m}") if c in shown] for m in metrics]
     print_packed(console, shown, keys, groups, title)

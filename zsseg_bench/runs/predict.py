@@ -89,7 +89,7 @@ def load_trained(run_dir, device: str = "cpu") -> TrainedRun:
     """Rebuild the trained method of a run folder from its checkpoint."""
     from zsseg_bench.catalog.splits import load_split
     from zsseg_bench.engine.checkpoint_format import load_checkpoint, load_state_strict
-    from zsseg_bench.runs.prepare import RunRequest, prepare_run
+    from zsseg_bench.runs.prepare import RunRequest, prepare_run, stored_config
     from zsseg_bench.runs.records import load_record
 
     run_dir = Path(run_dir)
@@ -104,7 +104,7 @@ def load_trained(run_dir, device: str = "cpu") -> TrainedRun:
     payload = load_checkpoint(ckpt, method_name=run["method"], split=load_split(run["split"]["name"]))
     request = RunRequest(method=run["method"], dataset=run["dataset"]["name"], split=run["split"]["name"],
                          seed=int(run.get("seed", 0)), device=device, data_root=run["dataset"].get("root"),
-                         config=payload["config"])
+                         config=stored_config(payload["config"], run))
     prepared = prepare_run(request, data=False, training=False, impl=payload["impl"])
     load_state_strict(prepared.method, payload["state_dict"], str(ckpt))
     prepared.method.eval()

@@ -4,7 +4,8 @@ A request names a method card, a dataset, a split (default: the dataset's), a se
 overrides, `--init` weights, a device and a data root, or carries the stored config of a run
 (resuming, predicting). `prepare_run` turns it into the resolved config, the split, the
 datasets, the class embeddings and class space, the method built with its init weights (on
-the device, engine options applied), the engine options, the protocol flags and the training
+the device, engine options applied; `backbone.init: shared` resolved to its hash with the config
+and pretrained, once and cached, just before the method is built), the engine options, the protocol flags and the training
 images after the split's policy. A bad card, key, split, dataset, device, embedding table,
 weight file or data setting is one error line here, so the commands that call it (`zsbench
 run`, `eval`, `predict`, `bench`) leave nothing behind.
@@ -27,7 +28,7 @@ import torch
 from zsseg_bench.catalog.cards import Card, apply_overrides, load_card, resolve_config
 from zsseg_bench.catalog.splits import Split, load_split
 from zsseg_bench.catalog.validate import validate_config
-from zsseg_bench.datasets import build_dataset, default_split
+from zsseg_bench.datasets import build_dataset, default_split, record_options, recorded_options
 from zsseg_bench.datasets.presence import class_presence
 from zsseg_bench.embeddings.base import split_embeddings
 from zsseg_bench.engine.context import RunContext, check_data_config
@@ -37,10 +38,11 @@ from zsseg_bench.engine.resume import ResumePoint
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods import IMPLEMENTATIONS, ClassSpace
 from zsseg_bench.methods.base import Method
+from zsseg_bench.pretrain.shared import ensure_shared_init, resolve_shared_init
 from zsseg_bench.runs.records import load_record
 
 __all__ = ["RunRequest", "RunData", "PreparedRun", "prepare_run", "split_for", "resolve_device", "class_space",
-           "train_indices", "build_method"]
+           "train_indices", "build_method", "stored_config"]
 
 
 @dataclass
@@ -144,7 +146,19 @@ def _config(req: RunRequest, card: Card) -> dict:
     else:
         cfg = resolve_config(card, req.dataset, req.overrides)
     cfg = validate_config(card, cfg, req.dataset)
+    dataset_cfg = recorded_options(req.dataset, cfg.get("dataset"))  # which data: in config.yaml and run.json
+    if dataset_cfg:
+        cfg["dataset"] = dataset_cfg
+    cfg = resolve_shared_init(cfg, req.dataset)
     return _with_init(cfg, req.init) if req.init else cfg
+
+
+def stored_config(config: dict, record: dict) -> dict:
+    """A recorded run's config with the dataset options its run.json names filled in, so that a
+    record made before a dataset recorded a key (synthetic `version`) rebuilds the same data."""
+    cfg = copy.deepcopy(config)
+    cfg["dataset"] = {**record_options(record["dataset"]), **(cfg.get("dataset") or {})}
+    return cfg
 
 
 def _with_init(cfg: dict, init: str) -> dict:
@@ -152,6 +166,7 @@ def _with_init(cfg: dict, init: str) -> dict:
     if not path.is_file():
         raise ZsbenchError(f"--init {init}: no such file")
     cfg["backbone"]["init"] = str(path)
+    cfg["backbone"]["shared_init"] = None  # --init replaces a card's `init: shared`
     return cfg
 
 
@@ -245,6 +260,7 @@ def _build(prepared: PreparedRun, impl, resume: ResumePoint | None) -> None:
     """The method, built before any folder exists: a bad --init file, backbone option or config
     leaves nothing behind, and the protocol flags (which may depend on the config, e.g. zs3net's
     stage-3 variant) are known up front."""
+    ensure_shared_init(prepared.cfg, prepared.split.dataset)
     torch.manual_seed(prepared.seed)
     method = build_method(impl, prepared.cfg, prepared.classes).to(prepared.device)
     prepared.flags = method.protocol_flags()

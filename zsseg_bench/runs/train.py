@@ -40,7 +40,7 @@ from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.metrics import ScoringRule, compute_scores
 from zsseg_bench.protocols.fss_zeroshot import is_episodic, prepare_training, score_run
 from zsseg_bench.runs.predictions import store_predictions
-from zsseg_bench.runs.prepare import PreparedRun, RunData, RunRequest, prepare_run, split_for
+from zsseg_bench.runs.prepare import PreparedRun, RunData, RunRequest, prepare_run, split_for, stored_config
 from zsseg_bench.runs.records import (
     SCHEMA_VERSION,
     RunRecord,
@@ -223,7 +223,7 @@ def resume_request(run_dir: Path, device: str | None = None, data_root: str | No
     return RunRequest(method=info["method"], dataset=info["dataset"]["name"], split=split.name, seed=info["seed"],
                       device=device or stored.get("device", "cpu"), data_root=data_root or info["dataset"]["root"],
                       overrides=list(info.get("overrides") or []), out=run_dir.parent, command=command,
-                      config=stored["config"], resume=resume, resume_overrides=list(overrides))
+                      config=stored_config(stored["config"], info), resume=resume, resume_overrides=list(overrides))
 
 
 def run_comparison(methods: list[str], dataset: str = "synthetic", split: str | None = None,
