@@ -18,7 +18,7 @@ from pathlib import Path
 
 from zsseg_bench.errors import ZsbenchError
 
-__all__ = ["data_root", "methods_dir", "splits_dir", "published_dir", "default_runs_dir", "repo_root",
+__all__ = ["data_root", "methods_dir", "splits_dir", "published_dir", "expected_dir", "default_runs_dir", "repo_root",
            "extra_card_dirs", "cache_dir"]
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -59,6 +59,11 @@ def splits_dir() -> Path:
 
 def published_dir() -> Path:
     return data_root() / "results" / "published"
+
+
+def expected_dir() -> Path:
+    """The synthetic benchmark's expected results (catalog/expected.py)."""
+    return data_root() / "results" / "expected"
 
 
 def default_runs_dir() -> Path:

@@ -7,6 +7,7 @@ from zsseg_bench.cli import run  # noqa: F401,E402
 from zsseg_bench.cli import score  # noqa: F401,E402
 from zsseg_bench.cli import table  # noqa: F401,E402
 from zsseg_bench.cli import check  # noqa: F401,E402
+from zsseg_bench.cli import expected  # noqa: F401,E402
 from zsseg_bench.cli import published  # noqa: F401,E402
 from zsseg_bench.cli import validate  # noqa: F401,E402
 from zsseg_bench.cli import ls  # noqa: F401,E402

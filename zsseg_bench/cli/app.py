@@ -51,6 +51,11 @@ def command(*args, group: typer.Typer = app, path: tuple[str, ...] = (), **kwarg
                 return fn(*a, **k)
             except ZsbenchError as exc:
                 fail(str(exc), exc.exit_code)
+            except OSError as exc:  # a path the user named cannot be written or read (a file where a
+                if exc.filename is None:  # folder should be, a read-only folder, a full disk)
+                    raise
+                fail(f"{exc.filename}: {exc.strerror or exc}; name a folder you can write to (or a file you "
+                     f"can read)", 2)
             finally:
                 _invocation.reset(token)
 

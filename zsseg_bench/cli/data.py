@@ -75,6 +75,8 @@ def check(
     from zsseg_bench.datasets.audit import check_dataset
 
     DATASETS.get(dataset)
+    if limit is not None and limit < 1:
+        raise ZsbenchError(f"--limit {limit}: must be >= 1 (leave it out to check every image)")
     if part not in ("train", "test", "all"):
         raise ZsbenchError(f"--part {part!r}: choose train, test or all")
     cfg, sp = _options(split, overrides)
@@ -139,6 +141,11 @@ def stats(
     if sp is not None:
         console.print(f"split {sp.name}: {out['images with unseen classes']} of {out['images']} {part} images contain "
                       f"unseen classes; policy {out['train_policy']} trains on {out['images used for training']}")
+    if out["outside"]:
+        values = ", ".join(f"{v} ({n} px)" for v, n in list(out["outside"].items())[:5])
+        raise ZsbenchError(f"{data_root}: {sum(out['outside'].values())} pixels have label values outside class list "
+                           f"{out['classes']} and the ignore index: {values}; 'zsbench data check' names the files",
+                           exit_code=1)
 
 
 def _synthetic_stats(cfg: dict, images: int, worlds: str) -> None:

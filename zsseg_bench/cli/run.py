@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from zsseg_bench.cli.app import command, console
-from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.errors import Terminated, ZsbenchError
 from zsseg_bench.paths import default_runs_dir
+from zsseg_bench.runs.records import batch_lock
 
 
 def _seeds(text: str) -> list[int]:
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise ZsbenchError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+        seeds = []
+    if not seeds or min(seeds) < 0 or len(set(seeds)) < len(seeds):
+        raise ZsbenchError(f"--seeds {text!r}: expected distinct comma-separated integers >= 0, e.g. 0,1,2")
+    return seeds
 
 
 @command("run", epilog="Examples:\n\n  zsbench run\n\n  zsbench run spnet spnet-c --seeds 0,1,2\n\n"
@@ -48,6 +54,8 @@ def run(
     from zsseg_bench.cli.launch import relaunch_with_torchrun
     from zsseg_bench.engine.distributed import launched_world_size
 
+    if gpus < 1:
+        raise ZsbenchError(f"--gpus {gpus}: the number of processes must be >= 1")
     if gpus > 1 and launched_world_size() == 1:
         raise typer.Exit(relaunch_with_torchrun(gpus))
     if resume is not None and (methods or init):
@@ -56,6 +64,7 @@ def run(
                      list(overrides or []), init, resume)
     if trained is not None:  # only the main process reports
         _show(*trained, report)
+        _warn_dead_mechanisms(trained[1])
 
 
 def _train(methods, dataset, split, seeds, device, out, data_root, overrides, init, resume
@@ -70,7 +79,7 @@ def _train(methods, dataset, split, seeds, device, out, data_root, overrides, in
 
     recorded = recorded_command()
     names = list(methods) if methods else default_methods()
-    with distributed_session(device or "cpu") as dev:
+    with _sigterm_interrupts(), distributed_session(device or "cpu") as dev:
         main = is_main()
         try:
             with (RichReporter(console) if main else contextlib.nullcontext(Reporter())) as reporter:
@@ -80,26 +89,60 @@ def _train(methods, dataset, split, seeds, device, out, data_root, overrides, in
                 else:
                     batch, paths = run_comparison(names, dataset, split, _seeds(seeds), dev, data_root, overrides,
                                                   out, reporter, recorded, init=init)
-        except KeyboardInterrupt:
-            raise ZsbenchError("interrupted (Ctrl-C); the current run is marked 'interrupted' in its run.json; "
-                               "continue it with zsbench run --resume RUN_DIR", exit_code=130) from None
+        except KeyboardInterrupt as exc:
+            how, code = ("terminated (SIGTERM)", 143) if isinstance(exc, Terminated) else ("interrupted (Ctrl-C)", 130)
+            raise ZsbenchError(f"{how}; the current run is marked 'interrupted' in its run.json; continue it with "
+                               f"zsbench run --resume RUN_DIR", exit_code=code) from None
     return (batch, paths) if main else None
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (timeout, a scheduler's time limit) stops the run like Ctrl-C: `interrupted`, resumable."""
+    def terminated(signum, frame):
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _show(batch: Path, paths: list[Path], report: bool) -> None:
     """The batch's comparison table (printed and written) and, with `report`, its report folder."""
     from zsseg_bench.cli.table import print_episodic
+    from zsseg_bench.report.selection import select_runs
     from zsseg_bench.report.tables import print_comparison, runs_frame, summarize, write_tables
 
-    summary = summarize(runs_frame(paths))
-    if not summary.empty:  # GZS3 runs; fss-zeroshot runs have their own table (comparison-episodic.*)
-        written = write_tables(summary, batch / "comparison")
-        print_comparison(console, summary)
-        console.print(f"table: {written[0]}")
-    print_episodic(paths, False, batch / "comparison")
-    console.print(f"run records: [bold]{batch}[/]")
-    if report:
-        from zsseg_bench.report.build import make_report
+    # Two processes finishing runs of one batch (e.g. two --resume) take turns: each rewrites
+    # comparison.* and report/ from every finished run, so the last one's include the other's run.
+    with batch_lock(batch):
+        frame, notes = select_runs(runs_frame(paths), latest=True)
+        summary = summarize(frame)
+        if not summary.empty:  # GZS3 runs; fss-zeroshot runs have their own table (comparison-episodic.*)
+            written = write_tables(summary, batch / "comparison")
+            for line in notes:
+                console.print(f"[yellow]{line}", soft_wrap=True)
+            print_comparison(console, summary)
+            console.print(f"table: {written[0]}")
+        print_episodic(paths, False, batch / "comparison")
+        console.print(f"run records: [bold]{batch}[/]")
+        if report:
+            from zsseg_bench.report.build import make_report
 
-        made = make_report([batch], batch / "report", command=f"zsbench report {batch} -o {batch / 'report'}")
-        console.print(f"report: [bold]{made}[/]")
+            made = make_report([batch], batch / "report", command=f"zsbench report {batch} -o {batch / 'report'}")
+            console.print(f"report: [bold]{made}[/]")
+
+
+def _warn_dead_mechanisms(paths: list[Path]) -> None:
+    """One line per dead mechanism of a finished run (runs/diagnostics.py), last, where it is seen."""
+    from zsseg_bench.runs.diagnostics import warning_lines
+    from zsseg_bench.runs.records import find_records, load_record
+
+    records = [rec for rec in map(load_record, find_records(paths)) if rec.get("status") == "ok"]
+    for line in warning_lines(records):
+        console.print(f"[yellow]warning: dead mechanism: {line}", highlight=False, soft_wrap=True)

@@ -57,9 +57,19 @@ def _load_matrix(path: Path, k: int) -> np.ndarray:
     except (OSError, ValueError) as exc:
         raise ZsbenchError(f"{path}: not a readable .npy file ({exc.__class__.__name__}); "
                            f"save it with numpy.save") from None
+    if not isinstance(matrix, np.ndarray):
+        raise ZsbenchError(f"{path}: a {type(matrix).__name__} (an .npz archive?), not one matrix; save the matrix "
+                           f"alone with numpy.save (a run's confusion.npy)")
     if matrix.shape != (k, k):
         raise ZsbenchError(f"{path}: matrix has shape {matrix.shape}, the split has {k} evaluation classes "
                            f"(expected ({k}, {k})); pass the split the matrix was made under")
-    if not np.issubdtype(matrix.dtype, np.number) or (matrix < 0).any():
+    # Counts are integers: a float matrix (NaN, inf, fractions: an averaged or normalised matrix) or
+    # one whose counts overflow int64 would give numbers that mean nothing.
+    if not (np.issubdtype(matrix.dtype, np.integer) or matrix.dtype == np.bool_):
+        raise ZsbenchError(f"{path}: dtype {matrix.dtype}; a confusion matrix holds integer pixel counts "
+                           f"(a run's confusion.npy is int64), not averaged or normalised values")
+    if matrix.dtype == np.uint64 and (matrix > np.iinfo(np.int64).max).any():
+        raise ZsbenchError(f"{path}: counts beyond the int64 range; a confusion matrix holds pixel counts")
+    if (matrix < 0).any():
         raise ZsbenchError(f"{path}: a confusion matrix holds non-negative counts")
-    return matrix
+    return matrix.astype(np.int64)

@@ -23,18 +23,28 @@ def table(
                                           "published rows instead of the runs' own (e.g. voc12 beside synthetic)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write OUT.md, .csv, .tex, .parquet."),
     metrics: str = typer.Option(",".join(METRIC_NAMES), "--metrics", help="Comma-separated metric columns."),
+    latest: bool = typer.Option(False, "--latest", help="Several runs of one (method, split, seed, world): keep "
+                                "the newest of each."),
+    pool: bool = typer.Option(False, "--pool", help="Average repeated runs and runs of different commits "
+                              "together (said in the output)."),
 ):
     """One table from run records: mean ± std over seeds, optionally beside the published numbers."""
+    from zsseg_bench.report.selection import select_runs
     from zsseg_bench.report.tables import add_published, print_comparison, runs_frame, summarize, write_tables
 
     chosen = [m.strip() for m in metrics.split(",") if m.strip()]
     unknown = [m for m in chosen if m not in METRIC_NAMES]
     if unknown:
         raise ZsbenchError(f"--metrics: unknown {unknown}; choose from {', '.join(METRIC_NAMES)}")
-    summary = summarize(runs_frame(runs))
-    if print_episodic(runs, published, out):
-        if summary.empty:
-            return
+    frame = runs_frame(runs)
+    for line in frame.attrs.get("died", []):
+        console.print(f"[red]{line}", soft_wrap=True)
+    frame, notes = select_runs(frame, latest=latest, pool=pool)
+    for line in notes:
+        console.print(f"[yellow]{line}", soft_wrap=True)
+    summary = summarize(frame)
+    if print_episodic(runs, published, out) and summary.empty:
+        return
     if summary.empty:
         raise ZsbenchError("no finished (status ok) runs under the given folders")
     if against and not published:

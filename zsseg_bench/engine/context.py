@@ -23,6 +23,7 @@ from zsseg_bench.engine.distributed import rank_and_world
 from zsseg_bench.engine.evaluate import evaluate_confusion
 from zsseg_bench.engine.loop import Reporter, StageCache
 from zsseg_bench.engine.options import EngineOptions
+from zsseg_bench.engine.probe import ProbeClock
 from zsseg_bench.engine.stream import BatchStream, collate
 from zsseg_bench.engine.transforms import TransformedDataset, transforms_from_config
 from zsseg_bench.errors import ZsbenchError
@@ -74,6 +75,8 @@ class RunContext:
     run_id: str = ""
     train_indices: np.ndarray | None = None  # after the split's training policy
     pass_unseen_labels: bool = False  # only for methods flagged uses_unseen_labels
+    val_set: torch.utils.data.Dataset | None = None  # the benchmark's val part, for diagnostic probes only
+    current_stage: str = ""  # the stage being trained (its label), set by run_stage
 
     def __post_init__(self):
         size = max(256, self.split.ignore_index + 1)
@@ -91,6 +94,8 @@ class RunContext:
         self._log_file = None
         self.log_lines = 0  # lines in train_log.jsonl (a resumed run starts with the earlier run's)
         self.options = EngineOptions.from_cfg(self.cfg)
+        self.val_trajectory: list[dict] = []  # probe.py: val scores at stage block boundaries
+        self.probe_clock = ProbeClock()
 
     # ---- data ---------------------------------------------------------------------------------
     def to_device(self, batch: dict, lut: torch.Tensor, with_eval_labels: bool = False) -> dict:

@@ -18,6 +18,8 @@ nothing about any method; the data side (device, augmentation, loaders) is the r
 * Numerics and speed options (`engine:` precision, TF32, channels-last, torch.compile,
   deterministic mode) are in options.py; several processes (distributed.py) split each batch
   and average gradients.
+* A stage with `Stage.probe_every` is scored on the val images at its block boundaries
+  (trajectory.py); the probes leave the weights and the random generators as they were.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 
 from zsseg_bench.engine.distributed import all_ranks_true, all_reduce_gradients
 from zsseg_bench.engine.options import autocast
+from zsseg_bench.engine.trajectory import val_point
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods.base import Method, Stage
 
@@ -168,6 +171,17 @@ def _stopped(ctx, bad: NonFiniteLoss, stage: Stage, iteration: int, checkpoints)
                         f"or check the inputs", exit_code=1)
 
 
+def _probe(ctx, method: Method, stage: Stage, label: str, done: int) -> None:
+    """Seen/unseen mIoU on the val images at the stage's block boundaries (`Stage.probe_every`):
+    before the first iteration, every `probe_every` iterations and after the last (probe.py)."""
+    every = stage.probe_every
+    if not every or (done % every and done != stage.iterations):
+        return
+    point = val_point(method, ctx)
+    if point is not None:  # kept for the run record (train_log.jsonl stays one line of losses per log step)
+        ctx.val_trajectory.append({"stage": stage.name, "label": label, "iteration": done, **point})
+
+
 def run_stage(ctx, method: Method, stage: Stage, stage_index: int, indices=None, lut=None, label: str = "",
               checkpoints=None, n_stages: int = 1, restore: bool = False) -> None:
     """Train `method` through one stage; with `restore`, continue it from `checkpoints.resume`."""
@@ -177,13 +191,16 @@ def run_stage(ctx, method: Method, stage: Stage, stage_index: int, indices=None,
     optimizers = method.configure_optimizers(stage)
     data = ctx.batches(gen, indices, lut, stage.batch_size)
     label = label or stage.name
+    ctx.current_stage = label  # diagnostics name the stage they were taken after
     log = _LossLog(ctx, stage, label, optimizers)
     batch, first = None, 0
     if restore:
         first, batch = checkpoints.restore(method, optimizers, data)
-        ctx.reporter.message(f"resumed stage '{stage.name}' at iteration {first}")
+        ctx.reporter.message(f"resumed stage '{stage.name}' at iteration {first}"
+                             + "".join(f"; {change}" for change in checkpoints.applied))
     ctx.reporter.stage_start(label, stage.iterations)
     ctx.reporter.advance(first)
+    _probe(ctx, method, stage, label, first)
     for it in range(first, stage.iterations):
         if stage.uses_batch is None or stage.uses_batch(it) or batch is None:
             batch = next(data)
@@ -200,6 +217,7 @@ def run_stage(ctx, method: Method, stage: Stage, stage_index: int, indices=None,
                              data=data, log_lines=ctx.log_lines, run_id=ctx.run_id,
                              batch=batch if stage.uses_batch is not None else None)
         ctx.reporter.advance(1)
+        _probe(ctx, method, stage, label, it + 1)
     method.on_stage_end(stage, ctx)
     if checkpoints is not None:
         checkpoints.stage_done(method, stage, stage_index, n_stages, ctx.log_lines, ctx.run_id)

@@ -51,14 +51,13 @@ from zsseg_bench.report.tables import (
     write_tables,
 )
 from zsseg_bench.runs.records import (
-    find_records,
-    load_record,
     read_confusion,
     read_per_class,
     read_train_log,
     scoring_of,
     utcnow,
 )
+from zsseg_bench.runs.verify import load_verified
 
 __all__ = ["RunData", "load_runs", "make_report"]
 
@@ -97,8 +96,8 @@ def load_runs(paths) -> list[RunData]:
     from zsseg_bench.runs.predictions import load_stored
 
     runs = []
-    for path in find_records(paths):
-        rec = load_record(path)
+    for rec in load_verified(paths):
+        path = Path(rec["path"])
         runs.append(RunData(path, rec, read_per_class(path), read_confusion(path), read_train_log(path),
                             load_stored(path)))
     return runs
@@ -297,7 +296,7 @@ def _episodic_table(runs: list[RunData], folder: Path) -> pd.DataFrame | None:
 def _section(dataset: str, split_name: str, runs: list[RunData], frame: pd.DataFrame, folder: Path, source,
              data_root, mask_unscored: bool) -> Section:
     """Draws one (dataset, split)'s figures into folder/figures/<dataset>__<split>__<kind>.png (and .svg)."""
-    from zsseg_bench.report import plots
+    from zsseg_bench.report import diagnostics, plots
 
     split = _split_of(split_name)
     stem = folder / "figures" / f"{dataset}__{split_name}"
@@ -322,8 +321,13 @@ def _section(dataset: str, split_name: str, runs: list[RunData], frame: pd.DataF
         figures["training"] = f"{rel}__training.png"
     reused = sorted({f"{r.method} (seed {r.seed})" for r in runs if r.record.get("reused_stages")})
     grids = _grids(runs, split, dataset, folder, rel, title, data_root, mask_unscored)
+    records = [(r.method, r.seed, r.record) for r in runs]
+    if diagnostics.val_trajectory_figure(records, stem.with_name(stem.name + "__val_trajectory"),
+                                         f"{title}: val trajectory") is not None:
+        figures["val_trajectory"] = f"{rel}__val_trajectory.png"
     return Section(dataset=dataset, split_name=split_name, split=split, figures=figures, comparable=comparable,
-                   any_published=not published.empty, confusions=confusions, reused=reused, grids=grids)
+                   any_published=not published.empty, confusions=confusions, reused=reused, grids=grids,
+                   diagnostics=diagnostics.diagnostics_table(records))
 
 
 def _unseen_confusions(runs: list[RunData], split, dataset: str, stem: Path, title: str) -> pd.DataFrame | None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from zsseg_bench.report.diagnostics import write_diagnostics
 from zsseg_bench.report.tables import format_cell, format_value
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ class Section:
     confusions: pd.DataFrame | None  # where unseen pixels go (plots.unseen_confusions)
     reused: list[str]  # runs that reused trained stages, "method (seed s)"
     grids: list[Grid]
+    diagnostics: pd.DataFrame | None = None  # mechanism diagnostics, one row per run (report/diagnostics.py)
 
 
 @dataclass
@@ -234,6 +236,7 @@ def _section(doc: Document, s: Section, mask_unscored: bool) -> None:
         if s.reused:
             doc.para("Runs that reused another run's trained stages log only the stages they ran: "
                      + ", ".join(s.reused) + ".")
+    write_diagnostics(doc, s.figures.get("val_trajectory"), s.diagnostics)
     _qualitative(doc, s.grids, mask_unscored)
 
 

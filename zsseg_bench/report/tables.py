@@ -19,7 +19,8 @@ from zsseg_bench.catalog.published import lookup
 from zsseg_bench.datasets import record_data_label
 from zsseg_bench.metrics.episodic import is_episodic_record
 from zsseg_bench.metrics.scores import METRIC_NAMES
-from zsseg_bench.runs.records import find_records, load_record
+from zsseg_bench.report.selection import world_of
+from zsseg_bench.runs.verify import load_verified
 
 __all__ = ["METHOD_ORDER", "MAIN_METRICS", "MISSING", "FRACTION", "DELTA", "method_sort_key", "is_missing",
            "format_value", "format_cell", "runs_frame", "summarize", "add_published", "format_summary", "write_tables",
@@ -58,21 +59,26 @@ def format_cell(value) -> str:
 
 
 def runs_frame(paths) -> pd.DataFrame:
-    """One row per finished GZS3 run (status ok) under `paths` (episodic runs: report/episodic.py)."""
-    rows = []
-    for path in find_records(paths):
-        rec = load_record(path)
+    """One row per finished GZS3 run (status ok; episodic runs: report/episodic.py) under `paths`, each verified (runs/verify.py); the
+    `running` records whose process died are listed in `frame.attrs["died"]`."""
+    rows, died = [], []
+    for rec in load_verified(paths):
+        path = rec["path"]
+        if rec.get("status") == "died":
+            died.append(f"{path}: died: {rec['error']}")
         if rec.get("status") != "ok" or not rec.get("metrics") or is_episodic_record(rec):
             continue  # episodic (fss-zeroshot) runs have their own tables: report/episodic.py
         row = {"method": rec["method"], "dataset": rec["dataset"]["name"], "data": record_data_label(rec["dataset"]),
                "split": rec["split"]["name"],
-               "seed": rec["seed"], "run_id": rec["run_id"], "path": str(path),
+               "seed": rec["seed"], "world": world_of(rec), "run_id": rec["run_id"], "path": str(path),
+               "commit": ((rec.get("environment") or {}).get("git") or {}).get("commit"), "start": rec.get("start"),
                "uses_unseen_labels": rec.get("protocol_flags", {}).get("uses_unseen_labels", False),
                "transductive": rec.get("protocol_flags", {}).get("transductive", False)}
         row.update({m: rec["metrics"].get(m, np.nan) for m in METRIC_NAMES})
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=[*KEYS, "seed", "run_id", "path", "uses_unseen_labels", "transductive",
-                                        *METRIC_NAMES])
+    frame = pd.DataFrame(rows, columns=[*KEYS, "seed", "world", "run_id", "path", "commit", "start",
+                                        "uses_unseen_labels", "transductive", *METRIC_NAMES])
+    frame.attrs["died"] = died
     return frame
 
 

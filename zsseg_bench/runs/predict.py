@@ -126,6 +126,9 @@ def read_image(path) -> np.ndarray:
             image.load()
             image = ImageOps.exif_transpose(image)
             return _to_rgb(image)
+    except Image.DecompressionBombError:
+        raise ZsbenchError(f"{path}: its header claims more pixels than Pillow opens safely (a decompression bomb?); "
+                           f"resize the image first") from None
     except UnidentifiedImageError:
         raise ZsbenchError(f"{path}: not an image Pillow can read; pass a PNG, JPEG, BMP, TIFF or WebP file") from None
     except (OSError, ValueError, SyntaxError) as exc:

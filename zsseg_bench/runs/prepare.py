@@ -28,7 +28,7 @@ import torch
 from zsseg_bench.catalog.cards import Card, apply_overrides, load_card, resolve_config
 from zsseg_bench.catalog.splits import Split, load_split
 from zsseg_bench.catalog.validate import validate_config
-from zsseg_bench.datasets import build_dataset, default_split, record_options, recorded_options
+from zsseg_bench.datasets import DATASETS, build_dataset, dataset_info, default_split, record_options, recorded_options
 from zsseg_bench.datasets.presence import class_presence
 from zsseg_bench.embeddings.base import split_embeddings
 from zsseg_bench.engine.context import RunContext, check_data_config
@@ -70,6 +70,7 @@ class RunData:
     root: str | None
     train: torch.utils.data.Dataset
     test: torch.utils.data.Dataset
+    val: torch.utils.data.Dataset | None = None  # the val part, where the dataset has one (diagnostics)
 
 
 @dataclass
@@ -91,7 +92,9 @@ class PreparedRun:
         """The run context for this run; kwargs: reporter, log_path, run_id."""
         return RunContext(split=self.split, train_set=self.data.train if self.data is not None else None,
                           device=self.device, seed=self.seed, cfg=self.cfg, train_indices=self.train_indices,
-                          pass_unseen_labels=bool(self.flags.get("uses_unseen_labels", False)), **kwargs)
+                          pass_unseen_labels=bool(self.flags.get("uses_unseen_labels", False)),
+                          val_set=self.data.val if self.data is not None and self.cfg["diagnostics"] else None,
+                          **kwargs)
 
 
 def prepare_run(req: RunRequest, *, data: bool = True, training: bool = True, build: bool = True,
@@ -172,6 +175,7 @@ def _with_init(cfg: dict, init: str) -> dict:
 
 def split_for(dataset: str, name: str | None) -> Split:
     """The split `name` (default: the dataset's), checked to be one of `dataset`."""
+    DATASETS.get(dataset)  # an unknown name: one line with the known ones
     name = name or default_split(dataset)
     if name is None:
         raise ZsbenchError(f"dataset {dataset!r} has no default split; pass --split")
@@ -220,8 +224,11 @@ def _data_options(req: RunRequest, cfg: dict, split: Split) -> tuple[dict, str |
 
 def _datasets(req: RunRequest, cfg: dict, split: Split) -> RunData:
     options, root = _data_options(req, cfg, split)
+    # Only the synthetic benchmark has a val part; its images serve the diagnostic probes alone.
+    with_val = dataset_info(req.dataset).synthetic and cfg["diagnostics"]
+    val = _DATASETS.get(req.dataset, "val", root, options) if with_val else None
     return RunData(options=options, root=root, train=_DATASETS.get(req.dataset, "train", root, options),
-                   test=_DATASETS.get(req.dataset, "test", root, options))
+                   test=_DATASETS.get(req.dataset, "test", root, options), val=val)
 
 
 def _embedding_source(req: RunRequest, cfg: dict, split: Split, run_data: RunData | None):
