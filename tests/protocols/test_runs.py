@@ -164,14 +164,28 @@ def _episodic_metrics(none: float, oracle: float, fusion: str = "none") -> dict:
             "by_fusion": by}
 
 
-def test_published_sazs_folds_are_compared_with_the_oracle_column_only(tmp_path):
+def _write_episodic(root, name: str, seed: int, none: float, oracle: float):
+    """A pascal5i-f0 record whose per_class.csv (one class, 1000 px union) gives its FG-mIoU values."""
+    import pandas as pd
+
     from tests.helpers.records import write_record
+    from zsseg_bench.runs.records import RunRecord
+
+    path = write_record(root, name, "sazs", "voc12", "pascal5i-f0", seed, _episodic_metrics(none, oracle))
+    rec = RunRecord(path)
+    rec.update_run(split={"name": "pascal5i-f0", "sha256": load_split("pascal5i-f0").sha256})
+    rec.write_csv("per_class.csv", pd.DataFrame(
+        {"fusion": ["none", "self", "oracle"], "class_name": "aeroplane",
+         "fg_intersection": [none * 1000, none * 1000, oracle * 1000], "fg_union": 1000}))
+
+
+def test_published_sazs_folds_are_compared_with_the_oracle_column_only(tmp_path):
     from zsseg_bench.report.check import check_runs
     from zsseg_bench.report.episodic import PUBLISHED_COLUMN, episodic_frame, episodic_summary
     from zsseg_bench.report.tables import runs_frame
 
-    write_record(tmp_path, "a", "sazs", "voc12", "pascal5i-f0", 0, _episodic_metrics(0.30, 0.62))
-    write_record(tmp_path, "b", "sazs", "voc12", "pascal5i-f0", 1, _episodic_metrics(0.32, 0.64))
+    _write_episodic(tmp_path, "a", 0, 0.30, 0.62)
+    _write_episodic(tmp_path, "b", 1, 0.32, 0.64)
     assert runs_frame([tmp_path]).empty  # never in a GZS3 table
     summary = episodic_summary(episodic_frame([tmp_path]), published=True)
     fold = summary[summary["split"] == "pascal5i-f0"].iloc[0]
@@ -183,6 +197,20 @@ def test_published_sazs_folds_are_compared_with_the_oracle_column_only(tmp_path)
     assert set(checked["metric"]) == {"FG-mIoU (fusion=oracle, uses-test-labels)"}
     assert set(checked["source"]) == {"sazs-readme (oracle fusion)"}
     assert CliRunner().invoke(app, ["check", str(tmp_path), "--tolerance", "0.02"]).exit_code == 0
-    write_record(tmp_path, "c", "sazs", "voc12", "pascal5i-f0", 2, _episodic_metrics(0.30, 0.50))
+    _write_episodic(tmp_path, "c", 2, 0.30, 0.50)
     result = CliRunner().invoke(app, ["check", str(tmp_path), "--tolerance", "0.02"])
     assert result.exit_code == 1  # 0.50 against 0.627
+
+
+def test_an_edited_episodic_metrics_file_is_refused(tmp_path):
+    from zsseg_bench.errors import ZsbenchError
+    from zsseg_bench.report.episodic import episodic_frame
+
+    _write_episodic(tmp_path, "a", 0, 0.30, 0.62)
+    assert len(episodic_frame([tmp_path])) == 1
+    metrics_file = next(tmp_path.glob("a*/metrics.json"))
+    metrics = json.loads(metrics_file.read_text())
+    metrics["by_fusion"]["oracle"]["FG-mIoU"] = 0.70
+    metrics_file.write_text(json.dumps(metrics))
+    with pytest.raises(ZsbenchError, match="FG-mIoU of fusion oracle is 0.7, per_class.csv gives 0.620000"):
+        episodic_frame([tmp_path])

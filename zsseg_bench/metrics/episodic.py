@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["EpisodeMeter", "PROTOCOL", "binary_counts", "is_episodic_record"]
+__all__ = ["EpisodeMeter", "PROTOCOL", "binary_counts", "is_episodic_record", "episodic_mismatch"]
 
 PROTOCOL = "fss-zeroshot"  # the split files' `protocol` value, and metrics.json's of the runs scored here
 
@@ -65,3 +65,21 @@ class EpisodeMeter:
         iou = self.inter[1] / np.maximum(self.union[1], 1)
         totals = self.inter.sum(1) / np.maximum(self.union.sum(1), 1)
         return {"FG-mIoU": float(iou.mean()), "FB-IoU": float(totals.mean()), "n_episodes": int(self.episodes.sum())}
+
+
+def episodic_mismatch(metrics: dict, per_class: pd.DataFrame | None) -> str:
+    """'' when each fusion mode's FG-mIoU in metrics.json follows from per_class.csv's summed
+    intersections and unions (and the headline is its mode's), else what differs. FB-IoU needs the
+    background counts, which per_class.csv does not keep, so it is not re-derived."""
+    if per_class is None or not {"fusion", "fg_intersection", "fg_union"} <= set(per_class.columns):
+        return "per_class.csv with fusion, fg_intersection and fg_union is missing"
+    by = metrics.get("by_fusion") or {}
+    for mode, rows in per_class.groupby("fusion"):
+        value = float((rows["fg_intersection"] / rows["fg_union"].clip(lower=1)).mean())
+        stored = (by.get(mode) or {}).get("FG-mIoU")
+        if not isinstance(stored, (int, float)) or abs(stored - value) > 1e-9:
+            return f"FG-mIoU of fusion {mode} is {stored!r}, per_class.csv gives {value:.6f}"
+    head = by.get(metrics.get("fusion")) or {}
+    if head.get("FG-mIoU") != metrics.get("FG-mIoU"):
+        return f"the headline FG-mIoU is not fusion {metrics.get('fusion')!r}'s"
+    return ""

@@ -23,7 +23,7 @@ from zsseg_bench.catalog.published import lookup
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.metrics.episodic import PROTOCOL, is_episodic_record
 from zsseg_bench.report.tables import format_value
-from zsseg_bench.runs.records import find_records, load_record
+from zsseg_bench.runs.verify import load_verified
 
 __all__ = ["MODES", "ORACLE_LABEL", "episodic_frame", "episodic_summary",
            "format_episodic", "write_episodic", "PUBLISHED_COLUMN", "episodic_check_row"]
@@ -42,10 +42,10 @@ VALUE_COLUMNS = tuple(_column(m, mode) for m in ("FG-mIoU", "FB-IoU") for mode i
 
 
 def episodic_frame(paths) -> pd.DataFrame:
-    """One row per finished fss-zeroshot run: keys, flags and every fusion mode's FG-mIoU and FB-IoU."""
+    """One row per finished, verified fss-zeroshot run: keys, flags and every fusion mode's FG-mIoU and FB-IoU."""
     rows = []
-    for path in find_records(paths):
-        rec = load_record(path)
+    for rec in load_verified(paths):
+        path = rec["path"]
         if rec.get("status") != "ok" or not is_episodic_record(rec):
             continue
         m = rec["metrics"]
