@@ -17,8 +17,10 @@ EXPECTED = {
     "cocostuff-167-15": (167, 15),            # SPNet/CaGNet: 155 seen + 12 val
     **{f"voc12-zs3-u{k}": (21 - k, k) for k in (2, 4, 6, 8, 10)},       # ZS3Net: background seen
     **{f"context59-zs3-u{k}": (60 - k, k) for k in (2, 4, 6, 8, 10)},   # ZS3Net: 59 + background
-    **{f"pascal5i-f{f}": (15, 5) for f in range(4)},                    # SAZS
-    **{f"coco20i-f{f}": (60, 20) for f in range(4)},                    # SAZS (HSNet folds)
+    # SAZS: background is scored as every episode's negative ("others"), so it counts as seen.
+    **{f"pascal5i-f{f}": (16, 5) for f in range(4)},
+    **{f"coco20i-f{f}": (61, 20) for f in range(4)},                    # HSNet folds
+    **{f"synthetic-5i-f{f}": (10, 3) for f in range(4)},                # synthetic counterpart
     **{f"cocostuff10k-ws-s{s}": (128, 43) for s in range(1, 5)},        # SimFormer: 43 novel of 171
     **{f"ade20k-ws-s{s}": (112, 38) for s in range(1, 5)},              # SimFormer: 38 novel of 150
 }

@@ -17,6 +17,7 @@ TINY_SCHEDULE = {
     "spnet": ["train.iterations=25", "calibration.proxy_iterations=15"],
     "zs3net": ["train.iterations=25", "generator.iterations=10", "classifier_stage.iterations=10"],
     "cagnet": ["step1.iterations=25", "finetune.iterations=10", "finetune.interval=5"],
+    "sazs": ["train.epochs=2", "train.iterations_per_epoch=4", "selection.episodes=20"],
     "cagnet-patch": ["step1.iterations=25", "finetune.iterations=10", "finetune.interval=5", "pixelcnn.iterations=5"],
 }
 

@@ -226,8 +226,24 @@ def _patch(stages: dict) -> dict:
     return {"step1": stages["step1"], "pixelcnn": _PIXELCNN, "mixed": stages["mixed"]}
 
 
+# ---- SAZS ----------------------------------------------------------------------------------------------
+# Liuxinyv/SAZS pascal_vit.py (README command: --lr 0.001 --lr-mode poly, 20 epochs; SGD momentum 0.9,
+# weight decay 1e-4, one learning rate for every parameter, set once per epoch to lr (1 - epoch/epochs)^0.9).
+# The harness runs it on its DeepLabv2 (the official backbones are ViT-L/16 and DRN-D-105); an epoch's
+# length is counted in images, so no fixed iteration count. Only PASCAL-5i (voc12) is in REAL_DATASETS.
+def _sazs(lr: float, epochs: int = 20) -> dict:
+    wd, stages = 1e-4, {}
+    for e in range(epochs):
+        lr_e = lr * (1 - e / epochs) ** 0.9
+        main = SGD((Group("ResNet convs", DEEPLAB_BODY, lr_e, wd),
+                    Group("ASPP", r"backbone\.scale\.aspp\.stages\.c[0-3]\.(weight|bias)", lr_e, wd),
+                    Group("edge head", r"edge_head\.(weight|bias)", lr_e, wd)), Constant())
+        stages[f"epoch{e + 1}"] = Stage("SAZS pascal_vit.py, README train command", {"main": main})
+    return stages
+
+
 def _table() -> dict:
-    table = {}
+    table = {("sazs", "voc12"): _sazs(1e-3), ("lseg-zs", "voc12"): _sazs(1e-3)}
     for ds in REAL_DATASETS:
         table[("spnet", ds)] = table[("spnet-c", ds)] = _SPNET[ds]
         table[("zs3net", ds)] = table[("zs3net-gt", ds)] = _ZS3NET[ds]

@@ -46,7 +46,8 @@ def test_the_table_covers_every_card_and_real_dataset():
 def build_on_meta(card_name: str, dataset: str, overrides=()):
     card = load_card(card_name)
     cfg = resolve_config(card, dataset, list(overrides))
-    split = split_for(dataset, None)
+    episodic = "fss-zeroshot" in (IMPLEMENTATIONS.get(card.impl).task_protocols or ())
+    split = split_for(dataset, "pascal5i-f0" if episodic else None)  # the episodic methods' PASCAL-5i fold
     embeddings = torch.nn.functional.normalize(torch.randn(len(split.eval_names), EMBEDDING_DIM), dim=1)
     with torch.device("meta"):
         return build_method(IMPLEMENTATIONS.get(card.impl), cfg, class_space(split, embeddings))

@@ -47,7 +47,7 @@ BACKGROUND_RULES = ("excluded", "seen", "none")
 TASK_PROTOCOLS = ("gzs3", "fss-zeroshot", "weak-shot")
 _REQUIRED = ("format", "name", "version", "dataset", "classes", "unseen", "excluded", "background",
              "ignore_index", "train_policy", "source")
-_OPTIONAL = ("calibration_val", "protocol", "notes", "background_class")
+_OPTIONAL = ("calibration_val", "protocol", "notes", "background_class", "episodes")
 INVALID = -1  # LUT value for a raw label that is neither a class nor the ignore index
 
 
@@ -296,6 +296,12 @@ def _check_policies(path: Path, raw: dict, classes: ClassList, task_protocol: st
         raise _fail(path, "train_policy", f"{raw['train_policy']!r} is not one of {TRAIN_POLICIES}")
     if task_protocol not in TASK_PROTOCOLS:
         raise _fail(path, "protocol", f"{task_protocol!r} is not one of {TASK_PROTOCOLS}")
+    if "episodes" in raw:
+        from zsseg_bench.protocols.episodes import check_episode_rule
+
+        problem = check_episode_rule(raw["episodes"]) if task_protocol == "fss-zeroshot" else "only for fss-zeroshot"
+        if problem:
+            raise _fail(path, "episodes", problem)
     source = raw["source"]
     if not isinstance(source, dict) or not source.get("paper"):
         raise _fail(path, "source", "must be a mapping with at least 'paper' (and usually 'table')")

@@ -119,6 +119,7 @@ def _sigterm_interrupts():
 def _show(batch: Path, paths: list[Path], report: bool) -> None:
     """The batch's comparison table (printed and written) and, with `report`, its report folder."""
     from zsseg_bench.cli.progress import CONSOLE_LOG
+    from zsseg_bench.cli.table import print_episodic
     from zsseg_bench.report.selection import select_runs
     from zsseg_bench.report.tables import print_comparison, runs_frame, summarize, write_tables
     from zsseg_bench.runs.records import batch_lock
@@ -128,14 +129,16 @@ def _show(batch: Path, paths: list[Path], report: bool) -> None:
     with batch_lock(batch):
         frame, notes = select_runs(runs_frame(paths), latest=True)
         summary = summarize(frame)
-        written = write_tables(summary, batch / "comparison")
-        for line in notes:
-            console.print(f"[yellow]{line}", soft_wrap=True)
-        print_comparison(console, summary)
-        with open(batch / CONSOLE_LOG, "a") as fh:  # the same table, plain, for the batch's console.log
-            print_comparison(plain_console(fh), summary)
+        if not summary.empty:  # GZS3 runs; fss-zeroshot runs have their own table (comparison-episodic.*)
+            written = write_tables(summary, batch / "comparison")
+            for line in notes:
+                console.print(f"[yellow]{line}", soft_wrap=True)
+            print_comparison(console, summary)
+            with open(batch / CONSOLE_LOG, "a") as fh:  # the same table, plain, for the batch's console.log
+                print_comparison(plain_console(fh), summary)
+            console.print(f"table: {written[0]}")
+        print_episodic(paths, False, batch / "comparison")
         console.print(f"run records: [bold]{batch}[/]")
-        console.print(f"table: {written[0]}")
         if report:
             from zsseg_bench.report.build import make_report
 

@@ -52,6 +52,8 @@ def table(
     for line in notes:
         console.print(f"[yellow]{line}", soft_wrap=True)
     summary = summarize(frame)
+    if print_episodic(runs, published, out) and summary.empty:
+        return
     if summary.empty:
         raise ZsbenchError("no finished (status ok) runs under the given folders")
     if against and not published:
@@ -82,6 +84,31 @@ def _decimals(decimals: int | None, percent: bool) -> int:
     if not 0 <= decimals <= 6:
         raise ZsbenchError(f"--decimals {decimals}: use 0 to 6")
     return decimals
+
+
+def print_episodic(runs, published: bool, out: Optional[Path]) -> bool:
+    """The fss-zeroshot runs' own table (one row per method and fold, a mean row, the three fusion
+    modes); False when there are none."""
+    from zsseg_bench.report.episodic import PUBLISHED_COLUMN, episodic_frame, episodic_summary, format_episodic
+    from zsseg_bench.report.tables import print_packed
+
+    summary = episodic_summary(episodic_frame(runs), published)
+    if summary.empty:
+        return False
+    shown = format_episodic(summary)
+    keys = ["method", "split", "protocol"]
+    groups = [[c] for c in shown.columns if c not in keys]
+    print_packed(console, shown, keys, groups, title="protocol fss-zeroshot: foreground mIoU and FB-IoU per fold "
+                 "(fractions, mean ± std over seeds); fusion none / self (leakage-free) / oracle")
+    if published:
+        console.print(f"{PUBLISHED_COLUMN}: the SAZS README's fold numbers, which come from the oracle fusion "
+                      f"(ground-truth-informed); compare them with the oracle column only")
+    if out:
+        from zsseg_bench.report.episodic import write_episodic
+
+        for p in write_episodic(summary, out.with_name(out.name + "-episodic")):
+            console.print(f"wrote {p}")
+    return True
 
 
 def _against(against: str) -> tuple[str, str]:

@@ -1,9 +1,9 @@
 """Method implementations. Importing this package registers every implementation and backbone."""
 
-from zsseg_bench.methods import self_training, spnet, zs3net  # noqa: F401  (self_training resolves "<impl>+st")
+from zsseg_bench.methods import sazs, self_training, spnet, zs3net  # noqa: F401  (self_training resolves "<impl>+st")
 from zsseg_bench.methods.base import IMPLEMENTATIONS, ClassSpace, Method, Stage, Update
 from zsseg_bench.methods.cagnet import model, patch  # noqa: F401
-from zsseg_bench.methods.common import deeplab  # noqa: F401  registers the deeplabv2-resnet101 backbone
+from zsseg_bench.methods.common import deeplab, vit  # noqa: F401  register deeplabv2-resnet101 and dpt-vit
 from zsseg_bench.registry import load_plugins
 
 __all__ = ["IMPLEMENTATIONS", "ClassSpace", "Method", "Stage", "Update"]

@@ -32,7 +32,14 @@ import numpy as np
 import pandas as pd
 
 from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.metrics.episodic import is_episodic_record
 from zsseg_bench.report.document import Grid, ReportContent, Section, report_document
+from zsseg_bench.report.episodic import (
+    episodic_frame,
+    episodic_summary,
+    format_episodic,
+    write_episodic,
+)
 from zsseg_bench.report.tables import (
     MAIN_METRICS,
     MISSING,
@@ -264,22 +271,36 @@ def make_report(paths, out: Path, *, source: str | None = None, data_root: str |
 def _gather(runs: list[RunData], folder: Path, source, data_root, mask_unscored: bool, command: str
             ) -> ReportContent:
     """Everything the report shows; writes the tables and figures into `folder` on the way."""
-    ok = [r for r in runs if r.ok]
+    ok = [r for r in runs if r.ok and not is_episodic_record(r.record)]
+    episodic = [r for r in runs if r.ok and is_episodic_record(r.record)]
     groups = list(dict.fromkeys(r.group for r in ok))
     made = utcnow()
-    main, full, table_name = _comparison(ok, source, folder)
+    main, full, table_name = (_comparison(ok, source, folder) if ok
+                              else (pd.DataFrame(), pd.DataFrame(), "comparison"))
     unmatched = sorted({f"{d}/{s}" for d, s in groups if not ((main["dataset"] == d) & (main["split"] == s)
                                                              & (main["source"] != MISSING)).any()})
-    frame = runs_frame([r.path for r in ok])
+    frame = runs_frame([r.path for r in ok]) if ok else None
     sections = [_section(dataset, split_name, [r for r in ok if r.group == (dataset, split_name)], frame, folder,
                          source, data_root, mask_unscored) for dataset, split_name in groups]
     return ReportContent(
-        made=made, command=command, n_runs=len(runs), n_ok=len(ok), methods=list(dict.fromkeys(r.method for r in ok)),
-        groups=groups, seeds=sorted({r.seed for r in ok}), source=source, mask_unscored=mask_unscored,
+        made=made, command=command, n_runs=len(runs), n_ok=len(ok) + len(episodic),
+        methods=list(dict.fromkeys(r.method for r in ok + episodic)),
+        groups=groups + list(dict.fromkeys(r.group for r in episodic)),
+        episodic=_episodic_table(episodic, folder), seeds=sorted({r.seed for r in ok + episodic}), source=source,
+        mask_unscored=mask_unscored,
         comparison=main, all_metrics=full, unmatched=unmatched, sections=sections,
         protocol=_protocol_table(runs), environment=_environment_table(runs),
         unfinished=[(r.path.name, r.record.get("status"), r.record.get("error")) for r in runs if not r.ok],
         folders=[str(r.path) for r in runs], table_name=table_name)
+
+
+def _episodic_table(runs: list[RunData], folder: Path) -> pd.DataFrame | None:
+    """The fss-zeroshot runs' table (fusion none / self / oracle per fold), written to folder/episodic.*."""
+    if not runs:
+        return None
+    summary = episodic_summary(episodic_frame([r.path for r in runs]), published=True)
+    write_episodic(summary, folder / "episodic")
+    return format_episodic(summary)
 
 
 def _section(dataset: str, split_name: str, runs: list[RunData], frame: pd.DataFrame, folder: Path, source,

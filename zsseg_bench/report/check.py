@@ -14,7 +14,9 @@ import pandas as pd
 from zsseg_bench.catalog.expected import expected_for
 from zsseg_bench.catalog.published import lookup
 from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.metrics.episodic import is_episodic_record
 from zsseg_bench.metrics.scores import METRIC_NAMES
+from zsseg_bench.report.episodic import episodic_check_row
 from zsseg_bench.runs.verify import load_verified
 
 __all__ = ["Deviation", "check_runs", "DEFAULT_TOLERANCE"]
@@ -52,6 +54,9 @@ def check_runs(paths, source: str | None = None, tolerance: float = DEFAULT_TOLE
         if rec.get("status") != "ok" or not rec.get("metrics"):
             raise ZsbenchError(f"{path}: run status is {rec.get('status')!r}, it has no metrics to check"
                                + (f" ({rec['error']})" if rec.get("status") == "died" else ""))
+        if is_episodic_record(rec):  # fold FG-mIoU, compared under the published rows' own (oracle) fusion
+            rows.append(episodic_check_row(rec, source, tolerance))
+            continue
         method, dataset, split = rec["method"], rec["dataset"]["name"], rec["split"]["name"]
         pub = lookup(method, dataset, split, source)
         expected = expected_for(rec) if pub is None and source is None else None

@@ -18,6 +18,7 @@ from tabulate import tabulate
 
 from zsseg_bench.catalog.published import lookup
 from zsseg_bench.datasets import record_data_label
+from zsseg_bench.metrics.episodic import is_episodic_record
 from zsseg_bench.metrics.scores import METRIC_NAMES
 from zsseg_bench.report.numbers import (
     DECIMALS,
@@ -51,15 +52,15 @@ def method_sort_key(name: str) -> tuple:
 
 
 def runs_frame(paths) -> pd.DataFrame:
-    """One row per finished run (status ok) under `paths`, each verified (runs/verify.py); the
+    """One row per finished GZS3 run (status ok; episodic runs: report/episodic.py) under `paths`, each verified (runs/verify.py); the
     `running` records whose process died are listed in `frame.attrs["died"]`."""
     rows, died = [], []
     for rec in load_verified(paths):
         path = rec["path"]
         if rec.get("status") == "died":
             died.append(f"{path}: died: {rec['error']}")
-        if rec.get("status") != "ok" or not rec.get("metrics"):
-            continue
+        if rec.get("status") != "ok" or not rec.get("metrics") or is_episodic_record(rec):
+            continue  # episodic (fss-zeroshot) runs have their own tables: report/episodic.py
         row = {"method": rec["method"], "dataset": rec["dataset"]["name"], "data": record_data_label(rec["dataset"]),
                "split": rec["split"]["name"],
                "seed": rec["seed"], "world": world_of(rec), "run_id": rec["run_id"], "path": str(path),

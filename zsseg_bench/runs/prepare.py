@@ -119,6 +119,7 @@ def prepare_run(req: RunRequest, *, data: bool = True, training: bool = True, bu
         check_tensorboard()
     implementation = IMPLEMENTATIONS.get(impl or card.impl)
     split = split_for(req.dataset, req.split)
+    _check_protocol(card, implementation, split)
     device = resolve_device(req.device)
     run_data = _datasets(req, cfg, split) if data else None
     if embeddings is not None:
@@ -141,6 +142,16 @@ def resolved_config(req: RunRequest) -> dict:
     """The checked configuration a run of `req` would use (`zsbench run --print-config`), and nothing else."""
     split_for(req.dataset, req.split)
     return _config(req, load_card(req.method))
+
+
+def _check_protocol(card: Card, impl, split: Split) -> None:
+    """The method answers the split's task protocol (an episodic split needs an episodic method)."""
+    answers = getattr(impl, "task_protocols", None)
+    if (answers is None and split.task_protocol != "fss-zeroshot") or (answers and split.task_protocol in answers):
+        return
+    wanted = f"a split with protocol {' or '.join(answers)}" if answers else "a gzs3 split"
+    raise ZsbenchError(f"method {card.name!r} answers {wanted}; split {split.name!r} has protocol "
+                       f"{split.task_protocol!r} (see 'zsbench ls splits')")
 
 
 def _config(req: RunRequest, card: Card) -> dict:

@@ -41,6 +41,7 @@ from zsseg_bench.engine.options import EngineOptions
 from zsseg_bench.engine.resume import LAST, ResumePoint, TrainingCheckpoints
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.metrics import ScoringRule, compute_scores
+from zsseg_bench.protocols.fss_zeroshot import is_episodic, prepare_training, score_run
 from zsseg_bench.runs.predictions import store_predictions
 from zsseg_bench.runs.prepare import PreparedRun, RunData, RunRequest, prepare_run, split_for, stored_config
 from zsseg_bench.runs.records import (
@@ -155,6 +156,8 @@ def _train_and_score(req: RunRequest, run: PreparedRun, record, ctx: RunContext,
     method, split, cfg, main = run.method, run.split, run.cfg, is_main()
     data_key = json.dumps({"dataset": req.dataset, "root": run.data.root, "options": run.data.options,
                            "split": split.sha256, "seed": req.seed, "device": str(run.device)}, sort_keys=True)
+    episodic = is_episodic(split)
+    protocol_facts = prepare_training(ctx, cfg, req.seed, run.data.test) if episodic else None
     reused = ctx.fit(method, cache if req.resume is None else None,
                      cache_key_extra=hashlib.sha256(data_key.encode()).hexdigest(), checkpoints=checkpoints)
     seed_everything(req.seed, 2000)  # after_training may build models: same state, reused or not
@@ -166,13 +169,17 @@ def _train_and_score(req: RunRequest, run: PreparedRun, record, ctx: RunContext,
         save_checkpoint(record.path / "ckpt" / "final.pt", method, method_name=run.card.name, split=split,
                         config=cfg, stage=method.stages()[-1].name if method.stages() else None, extra=extra)
     test_set = run.data.test
-    confusion = ctx.confusion(method, test_set, ctx.eval_lut, split.num_classes)
-    rule = write_scores(record, confusion, split, cfg, len(test_set))
-    if main:
-        store_predictions(record, method, ctx, test_set, split)  # predictions/ for figures
+    if episodic:  # binary episodes, scored by protocols/fss_zeroshot.py instead of a confusion matrix
+        metrics = score_run(record, method, ctx, split, test_set, cfg)
+        scoring = {"protocol": metrics["protocol"], "fusion": metrics["fusion"], **protocol_facts}
+    else:
+        confusion = ctx.confusion(method, test_set, ctx.eval_lut, split.num_classes)
+        rule = write_scores(record, confusion, split, cfg, len(test_set))
+        if main:
+            store_predictions(record, method, ctx, test_set, split)  # predictions/ for figures
+        scoring = {"absent": rule.absent, "eval_mode": cfg["eval"]["mode"]}
     record.update_run(status="ok", end=utcnow(), wall_time_s=round(time.time() - started, 2),
-                      reused_stages=reused, method_facts=extra,
-                      scoring={"absent": rule.absent, "eval_mode": cfg["eval"]["mode"]})
+                      reused_stages=reused, method_facts=extra, scoring=scoring)
     if not run.options.keep_training_state:
         checkpoints.cleanup()
 

@@ -5,7 +5,8 @@ A finished record is only believed if its numbers follow from its data:
 * the split file it names still has the sha256 the run recorded (else the classes, their
   seen/unseen roles or the class list changed, or the record was forged);
 * every metric in metrics.json equals the metric recomputed from confusion.npy under that split
-  and the recorded scoring rule (`scoring.absent`).
+  and the recorded scoring rule (`scoring.absent`); for episodic (fss-zeroshot) runs, each
+  fusion mode's FG-mIoU recomputed from per_class.csv (metrics/episodic.py).
 
 A record that fails either is refused with one line naming the file. A `running` record whose
 process is gone (same host) or whose heartbeat is older than HEARTBEAT_STALE_S is reported as
@@ -23,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from zsseg_bench.errors import ZsbenchError
-from zsseg_bench.runs.records import find_records, load_record, read_confusion, scoring_of
+from zsseg_bench.metrics.episodic import episodic_mismatch, is_episodic_record
+from zsseg_bench.runs.records import find_records, load_record, read_confusion, read_per_class, scoring_of
 
 __all__ = ["HEARTBEAT_EVERY_S", "HEARTBEAT_STALE_S", "load_verified", "verify_scores", "death_of"]
 
@@ -90,6 +92,11 @@ def verify_scores(rec: dict) -> None:
     metrics = rec["metrics"]
     if not isinstance(metrics, dict):
         raise ZsbenchError(f"{path / 'metrics.json'}: holds a {type(metrics).__name__}, not an object of metrics")
+    if is_episodic_record(rec):  # binary episodes: no confusion matrix; per_class.csv holds the counts
+        problem = episodic_mismatch(metrics, read_per_class(path))
+        if problem:
+            raise ZsbenchError(f"{path / 'metrics.json'}: {problem}; the file was edited or is corrupt: not used")
+        return
     confusion = read_confusion(path)
     k = split.num_classes
     if confusion is None or confusion.shape != (k, k) or not np.issubdtype(confusion.dtype, np.integer):

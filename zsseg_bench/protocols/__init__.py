@@ -1,0 +1,1 @@
+"""Task protocols other than the generalized zero-shot one (the episodic fss-zeroshot)."""
