@@ -7,17 +7,18 @@ from pathlib import Path
 
 import typer
 
-from zsseg_bench.cli.app import app, command, console
+from zsseg_bench.cli.app import CONTEXT, app, command, console, examples
 
 sazs_app = typer.Typer(help="SAZS's eigen-masks (the fss-zeroshot protocol's fusion candidates).",
-                       no_args_is_help=True, rich_markup_mode="rich")
+                       epilog=examples("zsbench sazs eigs --dataset synthetic --out eigs/synthetic-test.npz"),
+                       no_args_is_help=True, rich_markup_mode="rich", context_settings=CONTEXT)
 app.add_typer(sazs_app, name="sazs")
 
 
 @command("eigs", group=sazs_app, path=("sazs",),
-         epilog="Examples:\n\n  zsbench sazs eigs --dataset synthetic --out eigs/synthetic-test.npz\n\n"
-                "  zsbench sazs eigs --dataset synthetic --part train --out eigs/synthetic-train.npz\n\n"
-                "  zsbench run sazs --split synthetic-5i-f0 --set fusion.eigs=eigs/synthetic-test.npz")
+         epilog=examples("zsbench sazs eigs --dataset synthetic --out eigs/synthetic-test.npz",
+                         "zsbench sazs eigs --dataset synthetic --part train --out eigs/synthetic-train.npz",
+                         "zsbench run sazs --split synthetic-5i-f0 --set fusion.eigs=eigs/synthetic-test.npz"))
 def eigs(
     dataset: str = typer.Option("synthetic", "--dataset", help="Dataset name (zsbench ls datasets)."),
     out: Path = typer.Option(..., "--out", "-o", help="The .npz file to write (read by fusion.eigs)."),
