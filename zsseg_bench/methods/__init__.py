@@ -4,6 +4,7 @@ from zsseg_bench.methods import self_training, spnet, zs3net  # noqa: F401  (sel
 from zsseg_bench.methods.base import IMPLEMENTATIONS, ClassSpace, Method, Stage, Update
 from zsseg_bench.methods.cagnet import model, patch  # noqa: F401
 from zsseg_bench.methods.common import deeplab  # noqa: F401  registers the deeplabv2-resnet101 backbone
+from zsseg_bench.methods.maskformer import method as _maskformer  # noqa: F401,E402  maskformer, resnet50-pyramid
 from zsseg_bench.registry import load_plugins
 
 __all__ = ["IMPLEMENTATIONS", "ClassSpace", "Method", "Stage", "Update"]

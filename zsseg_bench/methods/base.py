@@ -173,6 +173,8 @@ class Method(nn.Module):
     # Protocol flags, copied into every run record and table.
     uses_unseen_labels: ClassVar[bool] = False
     transductive: ClassVar[bool] = False
+    # The split protocols (catalog/splits.py TASK_PROTOCOLS) the method can train on; empty: any.
+    task_protocols: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: dict, classes: ClassSpace):
         super().__init__()

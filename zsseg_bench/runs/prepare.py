@@ -29,6 +29,7 @@ from zsseg_bench.catalog.splits import Split, load_split
 from zsseg_bench.catalog.validate import validate_config
 from zsseg_bench.datasets import build_dataset, default_split
 from zsseg_bench.datasets.presence import class_presence
+from zsseg_bench.datasets.weak_shot import check_protocol, image_level_labels
 from zsseg_bench.embeddings.base import split_embeddings
 from zsseg_bench.engine.context import RunContext, check_data_config
 from zsseg_bench.engine.distributed import broadcast_module
@@ -84,12 +85,14 @@ class PreparedRun:
     flags: dict = field(default_factory=dict)  # the method's protocol flags
     train_indices: np.ndarray | None = None  # training images after the split's policy
     init_report: dict | None = None  # what --init / backbone.init loaded
+    image_labels: np.ndarray | None = None  # weak-shot splits: class presence per training image
 
     def context(self, **kwargs) -> RunContext:
         """The run context for this run; kwargs: reporter, log_path, run_id."""
         return RunContext(split=self.split, train_set=self.data.train if self.data is not None else None,
                           device=self.device, seed=self.seed, cfg=self.cfg, train_indices=self.train_indices,
-                          pass_unseen_labels=bool(self.flags.get("uses_unseen_labels", False)), **kwargs)
+                          pass_unseen_labels=bool(self.flags.get("uses_unseen_labels", False)),
+                          image_labels=self.image_labels, **kwargs)
 
 
 def prepare_run(req: RunRequest, *, data: bool = True, training: bool = True, build: bool = True,
@@ -109,6 +112,7 @@ def prepare_run(req: RunRequest, *, data: bool = True, training: bool = True, bu
     options = EngineOptions.from_cfg(cfg)
     implementation = IMPLEMENTATIONS.get(impl or card.impl)
     split = split_for(req.dataset, req.split)
+    check_protocol(implementation, card.name, split)
     device = resolve_device(req.device)
     run_data = _datasets(req, cfg, split) if data else None
     if embeddings is not None:
@@ -121,6 +125,7 @@ def prepare_run(req: RunRequest, *, data: bool = True, training: bool = True, bu
                            classes=class_space(split, vectors).to(device), data=run_data)
     if training:
         prepared.train_indices = train_indices(split, run_data.train)
+        prepared.image_labels = image_level_labels(split, run_data.train)
     if build:
         _build(prepared, implementation, req.resume)
     return prepared
