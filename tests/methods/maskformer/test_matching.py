@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from zsseg_bench.methods.maskformer.matching import Targets, batch_dice_cost, batch_focal_cost, hungarian, \
-    matching_cost
+from zsseg_bench.methods.maskformer.matching import Targets, batch_dice_cost, batch_focal_cost, hungarian, matching_cost
 
 
 def brute_force(cost: np.ndarray) -> float:
