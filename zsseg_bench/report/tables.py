@@ -16,6 +16,7 @@ from rich.table import Table
 from tabulate import tabulate
 
 from zsseg_bench.catalog.published import lookup
+from zsseg_bench.metrics.protocols import flag_label, metric_label
 from zsseg_bench.metrics.scores import METRIC_NAMES
 from zsseg_bench.runs.records import find_records, load_record
 
@@ -65,11 +66,12 @@ def runs_frame(paths) -> pd.DataFrame:
         row = {"method": rec["method"], "dataset": rec["dataset"]["name"], "split": rec["split"]["name"],
                "seed": rec["seed"], "run_id": rec["run_id"], "path": str(path),
                "uses_unseen_labels": rec.get("protocol_flags", {}).get("uses_unseen_labels", False),
-               "transductive": rec.get("protocol_flags", {}).get("transductive", False)}
+               "transductive": rec.get("protocol_flags", {}).get("transductive", False),
+               "protocol": rec["split"].get("protocol", "gzs3")}
         row.update({m: rec["metrics"].get(m, np.nan) for m in METRIC_NAMES})
         rows.append(row)
     frame = pd.DataFrame(rows, columns=[*KEYS, "seed", "run_id", "path", "uses_unseen_labels", "transductive",
-                                        *METRIC_NAMES])
+                                        "protocol", *METRIC_NAMES])
     return frame
 
 
@@ -81,8 +83,9 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     mean = grouped[list(METRIC_NAMES)].mean()
     std = grouped[list(METRIC_NAMES)].std(ddof=1).fillna(0.0).add_suffix(" std")
     flags = grouped[["uses_unseen_labels", "transductive"]].any()
+    protocol = grouped["protocol"].first()
     seeds = grouped["seed"].agg(lambda s: ",".join(str(x) for x in sorted(s))).rename("seeds")
-    out = pd.concat([seeds, flags, mean, std], axis=1).reset_index()
+    out = pd.concat([seeds, flags, protocol, mean, std], axis=1).reset_index()
     out = out.sort_values(by=["dataset", "split", "method"], key=lambda col: col.map(method_sort_key)
                           if col.name == "method" else col, kind="stable")
     return out.reset_index(drop=True)
@@ -113,6 +116,14 @@ def add_published(summary: pd.DataFrame, source: str | None = None, against: tup
     return out
 
 
+def _metric_labels(summary: pd.DataFrame):
+    """Metric -> column title: the protocol's names when every row has the same protocol (weak-shot:
+    all / base / novel mIoU, hIoU derived; metrics/protocols.py), else the metric names."""
+    protocols = set(summary["protocol"]) if "protocol" in summary and len(summary) else set()
+    protocol = protocols.pop() if len(protocols) == 1 else None
+    return lambda metric: metric_label(protocol, metric)
+
+
 def format_summary(summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = DECIMALS) -> pd.DataFrame:
     """Strings for display: 'mean ± std' when several seeds, published values and deltas."""
     def fmt(x, signed=False):
@@ -121,10 +132,11 @@ def format_summary(summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = 
     cols = {"method": summary["method"], "dataset": summary["dataset"], "split": summary["split"],
             "seeds": summary["seeds"]}
     flags = []
+    label = _metric_labels(summary)
     for _, row in summary.iterrows():
         f = []
         if row.get("uses_unseen_labels"):
-            f.append("unseen-labels")
+            f.append(flag_label(row.get("protocol"), "unseen-labels"))
         if row.get("transductive"):
             f.append("transductive")
         flags.append(",".join(f))
@@ -132,8 +144,8 @@ def format_summary(summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = 
         cols["flags"] = flags
     multi = summary["seeds"].str.contains(",")
     for m in metrics:
-        cols[m] = [fmt(v) + (f" ± {fmt(s)}" if many else "") for v, s, many in
-                   zip(summary[m], summary[f"{m} std"], multi)]
+        cols[label(m)] = [fmt(v) + (f" ± {fmt(s)}" if many else "") for v, s, many in
+                          zip(summary[m], summary[f"{m} std"], multi)]
         if f"{m} pub" in summary:
             cols[f"{m} pub"] = [fmt(v) for v in summary[f"{m} pub"]]
             cols[f"Δ {m}"] = [fmt(v, signed=True) for v in summary[f"Δ {m}"]]
@@ -191,7 +203,8 @@ def print_comparison(console, summary: pd.DataFrame, metrics=METRIC_NAMES) -> No
     keys = [c for c in ("method", "flags") if c in shown]
     title = ", ".join(f"{d} / {s}" for d, s in dict.fromkeys(zip(summary["dataset"], summary["split"])))
     title += f"  (seeds {'; '.join(dict.fromkeys(summary['seeds']))}; fractions, mean ± std over seeds)"
-    groups = [[c for c in (m, f"{m} pub", f"Δ {m}") if c in shown] for m in metrics]
+    label = _metric_labels(summary)
+    groups = [[c for c in (label(m), f"{m} pub", f"Δ {m}") if c in shown] for m in metrics]
     print_packed(console, shown, keys, groups, title)
     if "source" in shown:
         console.print("published source per method: " + ", ".join(
