@@ -6,8 +6,8 @@ its partner's (both directions, the official `get_shuffle_idx`).
 
 * Points: K per image drawn at random inside a region (the official draw: top-K of the region
   indicator plus U(0, 0.1) noise, so a region smaller than K is filled from outside it).
-  Base pairs: 80 % of the points in one randomly chosen base class common to both images (any base
-  pixel when none is common), 20 % anywhere outside that class; a pair counts when either pixel is
+  Base pairs: 80 % of the points in one randomly chosen base class common to both images (the same
+  class in both; any base pixel when none is common), 20 % anywhere outside that class; a pair counts when either pixel is
   a base pixel. Distillation points: in the pixels without a base label (novel or unlabelled).
 * SimNet (the official `CroPixelResSimConvNet`, which the config builds): three residual blocks of
   two 1x1 conv + BN + ReLU on the concatenated 2C features, a 1x1 conv to two logits, and the
@@ -111,8 +111,9 @@ def _base_points(label: torch.Tensor, ignore_index: int, seen: torch.Tensor, k: 
     onehot = F.one_hot(torch.where(base, label, k_classes).flatten(1), k_classes + 1)[..., :k_classes]
     present = onehot.amax(1).bool()  # [B, K]
     common = present & present[partner_index(b, label.device)]
-    pick = torch.where(common.any(1), torch.multinomial(common.float() + (~common.any(1, keepdim=True)).float(), 1)[:, 0],
-                       torch.full((b,), -1, device=label.device))
+    draw = torch.multinomial(common.float() + (~common.any(1, keepdim=True)).float(), 1)[:, 0]
+    draw = draw[0::2].repeat_interleave(2)  # one class per pair, as the official code samples it
+    pick = torch.where(common.any(1), draw, torch.full((b,), -1, device=label.device))
     region = torch.where((pick >= 0)[:, None, None], label == pick[:, None, None], base).float()
     pos = sample_points(region, int(k * 0.8))
     neg = sample_points(1 - region, k - int(k * 0.8))
