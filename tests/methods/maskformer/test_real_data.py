@@ -53,7 +53,9 @@ def test_simformer_trains_on_the_layout(tmp_path, dataset):
     if dataset == "cocostuff10k":
         root = _coco_tree(tmp_path)
     else:
-        root = make_ade20k(tmp_path / "ade", n_train=4, n_val=2, detectron2=True, size=(40, 48)).parent
+        base = make_ade20k(tmp_path / "ade", n_train=4, n_val=2, detectron2=True, size=(40, 48))
+        (base / "images").rename(base / "images_detectron2")  # SimFormer's data package names it so
+        root = base.parent
         result = CliRunner().invoke(app, ["data", "check", "ade20k", "--data-root", str(root)])
         assert result.exit_code == 0, result.output
     run = run_one(RunRequest(method="simformer", dataset=dataset, data_root=str(root), overrides=TINY,
