@@ -19,6 +19,16 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_folder(tmp_path_factory):
+    """The shared initialisation and other cached files go to a folder of this session, never to the
+    user's ~/.cache (subprocesses inherit the variable)."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("zsbench-cache")
+        mp.setenv("ZSBENCH_CACHE", str(path))
+        yield path
+
+
 @pytest.fixture
 def tiny():
     return list(TINY)

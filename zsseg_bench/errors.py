@@ -7,7 +7,7 @@ or field at fault and say what to do; the CLI prints it on one line, with no tra
 
 from __future__ import annotations
 
-__all__ = ["ZsbenchError", "did_you_mean"]
+__all__ = ["ZsbenchError", "Terminated", "did_you_mean"]
 
 
 class ZsbenchError(Exception):
@@ -19,6 +19,12 @@ class ZsbenchError(Exception):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a `timeout`, a batch scheduler's time limit), raised in the main thread by the
+    handler `zsbench run` installs, so that it stops a run the way Ctrl-C does: `interrupted`
+    and resumable."""
 
 
 def did_you_mean(name: str, candidates) -> str:

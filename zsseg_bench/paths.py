@@ -7,6 +7,8 @@ Run records go to `./results/runs` (relative to the working directory) unless `-
 otherwise, so a clone writes next to the committed results.
 `ZSBENCH_CARDS` adds folders of method cards (`<family>/<name>.yaml`, like `methods/`) kept
 outside the data root, e.g. the card of a plugin method (docs/adding.md).
+Computed files (class presence, the shared initialisation) go to `~/.cache/zsseg-bench`, or to
+`$ZSBENCH_CACHE` when it is set.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from pathlib import Path
 
 from zsseg_bench.errors import ZsbenchError
 
-__all__ = ["data_root", "methods_dir", "splits_dir", "published_dir", "default_runs_dir", "repo_root",
-           "extra_card_dirs"]
+__all__ = ["data_root", "methods_dir", "splits_dir", "published_dir", "expected_dir", "default_runs_dir", "repo_root",
+           "extra_card_dirs", "cache_dir"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -59,5 +61,15 @@ def published_dir() -> Path:
     return data_root() / "results" / "published"
 
 
+def expected_dir() -> Path:
+    """The synthetic benchmark's expected results (catalog/expected.py)."""
+    return data_root() / "results" / "expected"
+
+
 def default_runs_dir() -> Path:
     return Path(os.environ.get("ZSBENCH_RUNS", "results/runs"))
+
+
+def cache_dir() -> Path:
+    """The user's cache folder for files computed once (`ZSBENCH_CACHE` moves it)."""
+    return Path(os.environ.get("ZSBENCH_CACHE") or Path.home() / ".cache" / "zsseg-bench")

@@ -91,7 +91,7 @@ def test_score_hand_matrix_each_convention(tmp_path, hand_split, absent, backgro
     (["run", "spnet", "--set", "train.lr"], "expected key=value"),
     (["run", "spnet", "--set", "train.iterations=ten"], "spnet.yaml: train.iterations: 'ten' is not an integer; "),
     (["run", "cagnet-pi", "--set", "finetune.interval=[1]"], "cagnet-pi.yaml: finetune.interval: [1] is not an "),
-    (["run", "spnet", "--set", "train.iteratons=10"], "train.iteratons: unknown key (did you mean 'iterations'?); "
+    (["run", "spnet", "--set", "train.iteratons=10"], "train.iteratons: unknown key (did you mean 'iterations' or 'poly_iterations'?); "
                                                       "spnet's train keys: batch_size, head_lr_mult, iterations"),
     (["run", "cagnet-pi", "--set", "train.iterations=20"], "train.iterations: unknown key (did you mean "
                                                            "'step1.iterations' or 'finetune.iterations'?)"),

@@ -1,4 +1,5 @@
-"""The synthetic benchmark: deterministic, transferable appearance, context that informs."""
+"""The synthetic benchmark, version 1 (pinned: `benchmark_version=1`): deterministic, transferable
+appearance, context that informs. Version 2: test_synthetic_v2.py."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ from zsseg_bench.datasets.synthetic import CLASS_NAMES, SCENES, SUPERCLASSES, Sy
 
 @pytest.fixture(scope="module")
 def data():
-    return SyntheticSegmentation("train", count=300)
+    return SyntheticSegmentation("train", count=300, benchmark_version=1)
 
 
 def test_deterministic_and_prefix_stable(data):
-    again = SyntheticSegmentation("train", count=120)
+    again = SyntheticSegmentation("train", count=120, benchmark_version=1)
     assert (again.images[:120] == data.images[:120]).all() and (again.labels == data.labels[:120]).all()
-    other_seed = SyntheticSegmentation("train", count=20, seed=1)
+    other_seed = SyntheticSegmentation("train", count=20, seed=1, benchmark_version=1)
     assert not (other_seed.images == data.images[:20]).all()
-    test = SyntheticSegmentation("test", count=20)
+    test = SyntheticSegmentation("test", count=20, benchmark_version=1)
     assert not (test.images == data.images[:20]).all()
 
 

@@ -27,19 +27,6 @@ from zsseg_bench.runs.prepare import build_method, class_space, split_for
 
 EMBEDDING_DIM = 600  # fastText + word2vec, the embedding of every official real-data run but ZS3's own
 
-# Cards whose real-data settings differ from the official trainers in ways their card files cannot
-# express today (a code change is needed); strict, so each turns into a failure once it is fixed.
-_SPNET_COCO = ("SPNet's COCO-Stuff poly runs over ITER_MAX 100000 and run_coco.sh evaluates checkpoint_20000; "
-               "the harness's poly horizon is the stage length (20000), with no key to set it")
-_ZS3NET = ("zs3net's real-data blocks inherit the synthetic stage-1 and classifier learning rates (0.01 / 0.1 "
-           "instead of 0.007 / 0.07) and small-cnn; its head biases get 2x the head lr without weight decay "
-           "(official: the 10x group with weight decay), which no card key changes")
-KNOWN_DIVERGENCES = {
-    **{(card, "cocostuff"): _SPNET_COCO for card in ("spnet", "spnet-c")},
-    **{(card, ds): _ZS3NET for card in ("zs3net", "zs3net-gt", "zs3net+st") for ds in REAL_DATASETS},
-}
-
-
 def declared_datasets(card: Card) -> set[str]:
     """The real datasets with a block in the card or in the card it builds on (base or wrapped)."""
     names = set(card.datasets)
@@ -54,13 +41,6 @@ CASES = sorted((card.name, ds) for card in list_cards() for ds in declared_datas
 
 def test_the_table_covers_every_card_and_real_dataset():
     assert set(OFFICIAL) == set(CASES)
-
-
-def _params(cases):
-    for case in cases:
-        reason = KNOWN_DIVERGENCES.get(case)
-        known = pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason) if reason else ()
-        yield pytest.param(*case, marks=known)
 
 
 def build_on_meta(card_name: str, dataset: str, overrides=()):
@@ -187,7 +167,7 @@ def parity_problems(method, table: dict[str, Stage]) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("card_name,dataset", list(_params(CASES)))
+@pytest.mark.parametrize("card_name,dataset", CASES)
 def test_optimizers_equal_the_official_trainers(card_name, dataset):
     problems = parity_problems(build_on_meta(card_name, dataset), OFFICIAL[(card_name, dataset)])
     assert not problems, f"{card_name} on {dataset}:\n" + "\n".join(problems)

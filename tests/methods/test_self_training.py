@@ -135,8 +135,9 @@ def _classes():
 
 def _cfgs(name):
     card = load_card(name)
-    cfg = resolve_config(card, "synthetic")
-    base = resolve_config(load_card(card.wraps), "synthetic")
+    no_init = ["backbone.init=null"]  # the wrapper's stages are the point, not the shared initialisation
+    cfg = resolve_config(card, "synthetic", no_init)
+    base = resolve_config(load_card(card.wraps), "synthetic", no_init)
     return IMPLEMENTATIONS.get(card.impl), cfg, IMPLEMENTATIONS.get(load_card(card.wraps).impl), base
 
 

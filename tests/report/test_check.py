@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
-from tests.helpers.records import write_record
+from tests.helpers.records import accept_hand_written_metrics, write_record
 from zsseg_bench.catalog.published import lookup
 from zsseg_bench.cli import app
 from zsseg_bench.metrics.scores import METRIC_NAMES
+
+
+@pytest.fixture(autouse=True)
+def _hand_written(monkeypatch):
+    accept_hand_written_metrics(monkeypatch)
 
 
 def _published_plus(delta, method="spnet-c"):

@@ -5,9 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.helpers.records import write_record
+from tests.helpers.records import accept_hand_written_metrics, write_record
 from zsseg_bench.metrics.scores import METRIC_NAMES
 from zsseg_bench.report.tables import add_published, format_summary, runs_frame, summarize, write_tables
+
+
+@pytest.fixture(autouse=True)
+def _hand_written(monkeypatch):
+    accept_hand_written_metrics(monkeypatch)
 
 
 def _metrics(v):

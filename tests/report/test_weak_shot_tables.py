@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.helpers.records import write_record
+from tests.helpers.records import accept_hand_written_metrics, write_record
 from zsseg_bench.metrics.scores import METRIC_NAMES
 from zsseg_bench.report.tables import format_summary, runs_frame, summarize
 
@@ -19,7 +19,8 @@ def _weak_shot_record(root, name, method, seed, value, flags=None):
     return path
 
 
-def test_weak_shot_columns_and_flag(tmp_path):
+def test_weak_shot_columns_and_flag(tmp_path, monkeypatch):
+    accept_hand_written_metrics(monkeypatch)
     _weak_shot_record(tmp_path, "a", "simformer", 0, 0.5)
     _weak_shot_record(tmp_path, "b", "maskformer-full", 0, 0.7, flags={"uses_unseen_labels": True,
                                                                         "transductive": False})
@@ -30,7 +31,8 @@ def test_weak_shot_columns_and_flag(tmp_path):
     assert shown.loc["simformer", "novel mIoU"] == "0.5000"
 
 
-def test_gzs3_and_older_records_keep_the_metric_names(tmp_path):
+def test_gzs3_and_older_records_keep_the_metric_names(tmp_path, monkeypatch):
+    accept_hand_written_metrics(monkeypatch)
     write_record(tmp_path, "c", "spnet", "voc12", "voc12-15-5", 0, {m: 0.1 for m in METRIC_NAMES},
                  flags={"uses_unseen_labels": True, "transductive": False})
     shown = format_summary(summarize(runs_frame([tmp_path])))

@@ -84,6 +84,8 @@ def test_predict_writes_pngs_for_rgb_gray_rgba_any_size(run_dir, images, tmp_pat
             assert image.width > size[0] and image.height >= size[1], name  # the legend is beside the image
             assert len(image.getcolors(maxcolors=1 << 24)) > 1
         assert str(path) in "".join(result.stdout.split()) or path.name in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "trained on the synthetic benchmark" in warnings[0]  # one line, once
 
 
 def test_predict_native_size_matches_default_for_a_64px_synthetic_image(run_dir, tmp_path):

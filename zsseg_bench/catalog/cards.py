@@ -38,7 +38,7 @@ ST_SUFFIX = "+st"
 
 _REQUIRED = ("name", "version", "impl", "title", "paper", "config")
 _OPTIONAL = ("base", "code", "datasets", "published_as", "faithful", "notes", "in_default_run", "wraps",
-             "uses_unseen_labels", "transductive")
+             "uses_unseen_labels", "transductive", "budget")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ class Card:
     notes: str = ""
     in_default_run: bool = True
     wraps: str | None = None
+    # The synthetic schedule's budget (issue 16's equal budgets): feature-learning images, the official
+    # schedule it scales and the factor; documentation that tests/methods/test_budgets.py checks.
+    budget: dict = field(default_factory=dict)
 
     @property
     def published_key(self) -> str:
@@ -129,7 +132,8 @@ def _parse(path: Path) -> Card:
                 config=raw["config"] or {}, path=path, base=raw.get("base"), code=raw.get("code", ""),
                 datasets=raw.get("datasets") or {}, published_as=raw.get("published_as", ""),
                 faithful=raw.get("faithful", ""), notes=raw.get("notes", ""),
-                in_default_run=bool(raw.get("in_default_run", True)), wraps=raw.get("wraps"))
+                in_default_run=bool(raw.get("in_default_run", True)), wraps=raw.get("wraps"),
+                budget=raw.get("budget") or {})
 
 
 def list_cards(base: Path | None = None) -> list[Card]:

@@ -26,8 +26,12 @@ COLUMNS = ("source", "table", "dataset", "split", "method", "method_label", "pro
 def _load(directory: str) -> pd.DataFrame:
     from pathlib import Path
 
+    from zsseg_bench.catalog.anchors import ANCHORS_FILE
+
     frames = []
     for path in sorted(Path(directory).glob("*.csv")):
+        if path.name == ANCHORS_FILE:  # other splits and settings: never compared (anchors.py)
+            continue
         frame = pd.read_csv(path, dtype={"note": str})
         missing = [c for c in COLUMNS if c not in frame.columns]
         if missing:

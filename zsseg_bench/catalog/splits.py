@@ -14,6 +14,7 @@ with K = len(split.eval_names).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -65,7 +66,13 @@ class ClassList:
 
 def load_class_list(name: str, base: Path | None = None, near: Path | None = None) -> ClassList:
     """Find `classes/<name>.txt` under `base` (default: splits/), or next to a split file
-    given by path (`near`: its folder's or its parent folder's `classes/`)."""
+    given by path (`near`: its folder's or its parent folder's `classes/`).
+
+    `name` is a bare file stem: a path (absolute, `../`, a sub-folder) could make a split file
+    read, and an error message show, a file outside its class-list folders."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name) or ".." in name:
+        raise ZsbenchError(f"class list {name!r}: must be the bare name of a file in a classes/ folder "
+                           f"(letters, digits, '_', '-', '.', '+'; no path), e.g. voc12")
     roots = [base or splits_dir()]
     if near is not None:
         roots = [near.parent.parent, near.parent] + roots

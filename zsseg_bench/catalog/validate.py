@@ -1,6 +1,6 @@
 """Config validation: `validate_config` (a run's resolved config against its implementation's
-schema, before any run folder exists) and `zsbench validate` (every split file, method card and
-published table, or the files given).
+schema, before any run folder exists) and `zsbench validate` (every split file, method card,
+published table and expected-results file, or the files given).
 
 Each problem is one line naming the file and the field. `validate_all`/`validate_paths` return
 the list of problems.
@@ -21,6 +21,7 @@ from zsseg_bench.catalog.cards import (
     resolve_config,
     st_defaults_path,
 )
+from zsseg_bench.catalog.expected import expected_problems, is_expected_file
 from zsseg_bench.catalog.schema import checked, section_at
 from zsseg_bench.catalog.splits import load_split, split_paths
 from zsseg_bench.errors import ZsbenchError
@@ -146,6 +147,9 @@ def validate_paths(paths) -> list[str]:
         if not p.is_file():
             problems.append(f"{p}: no such file")
             continue
+        if is_expected_file(p):
+            problems += expected_problems([p])[1]
+            continue
         problems += _check_card_file(p) if _kind(p) == "card" else _check_split_file(p)
     return problems
 
@@ -170,4 +174,8 @@ def validate_all() -> tuple[int, list[str]]:
         files.append(Path("results/published"))
     except ZsbenchError as exc:
         problems.append(str(exc))
-    return len(files), problems
+    from zsseg_bench.catalog.anchors import check_anchors
+
+    problems += check_anchors()
+    n_expected, expected = expected_problems()
+    return len(files) + n_expected, problems + expected

@@ -7,6 +7,7 @@ from zsseg_bench.cli import run  # noqa: F401,E402
 from zsseg_bench.cli import score  # noqa: F401,E402
 from zsseg_bench.cli import table  # noqa: F401,E402
 from zsseg_bench.cli import check  # noqa: F401,E402
+from zsseg_bench.cli import expected  # noqa: F401,E402
 from zsseg_bench.cli import published  # noqa: F401,E402
 from zsseg_bench.cli import validate  # noqa: F401,E402
 from zsseg_bench.cli import ls  # noqa: F401,E402
@@ -14,6 +15,7 @@ from zsseg_bench.cli import report  # noqa: F401,E402  report, predict
 from zsseg_bench.cli import data  # noqa: F401,E402  data check|stats
 from zsseg_bench.cli import bench  # noqa: F401,E402
 from zsseg_bench.cli import eval  # noqa: F401,E402  eval --checkpoint
+from zsseg_bench.cli import trials  # noqa: F401,E402
 # isort: on
 
 __all__ = ["app", "main"]

@@ -15,14 +15,53 @@ from rich.console import Console
 
 from zsseg_bench.errors import ZsbenchError
 
+
+def examples(*lines: str) -> str:
+    """A help epilog: "Examples:" and one command per paragraph (rich keeps paragraphs apart)."""
+    return "Examples:\n\n" + "\n\n".join(f"  {line}" for line in lines)
+
+
+def make_console() -> Console:
+    """The console every command prints to. Writing to a file or pipe (nohup, SLURM, CI), rich would
+    wrap at 80 columns and cut progress lines; there the lines are as long as they need to be."""
+    if sys.stdout.isatty():
+        return Console()
+    return plain_console(None)
+
+
+def plain_console(file) -> Console:
+    """A console for a file (None: stdout): no colours, lines up to 200 columns."""
+    return Console(file=file, width=200, color_system=None if file is not None else "auto")
+
+
+# -h is --help everywhere (sub-apps pass the same settings).
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
 app = typer.Typer(
     name="zsbench",
     help="zsseg-bench: zero-shot semantic segmentation under one protocol and one evaluator.",
+    epilog=examples("zsbench run", "zsbench run spnet cagnet-pi --seeds 0,1,2", "zsbench table results/runs/<batch>",
+                    "zsbench ls methods", "zsbench COMMAND --help"),
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
+    context_settings=CONTEXT,
 )
-console = Console()
+console = make_console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from zsseg_bench import __version__
+
+        typer.echo(f"zsbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                       callback=_version)) -> None:
+    """zsseg-bench: zero-shot semantic segmentation under one protocol and one evaluator."""
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -51,6 +90,11 @@ def command(*args, group: typer.Typer = app, path: tuple[str, ...] = (), **kwarg
                 return fn(*a, **k)
             except ZsbenchError as exc:
                 fail(str(exc), exc.exit_code)
+            except OSError as exc:  # a path the user named cannot be written or read (a file where a
+                if exc.filename is None:  # folder should be, a read-only folder, a full disk)
+                    raise
+                fail(f"{exc.filename}: {exc.strerror or exc}; name a folder you can write to (or a file you "
+                     f"can read)", 2)
             finally:
                 _invocation.reset(token)
 

@@ -29,7 +29,7 @@ def bench(
     eval_batch: int | None = typer.Option(None, "--eval-batch", help="Evaluation batch (default: --batch)."),
     variants: str = typer.Option("fp32", "--variants", help="Comma list of precision[+cl][+compile]: fp32, tf32, "
                                  "bf16, bf16+cl, bf16+cl+compile, ..."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto (cuda when present)."),
     warmup: int = typer.Option(2, "--warmup", help="Untimed runs first (compilation, autotuning)."),
     repeats: int = typer.Option(5, "--repeats", help="Timed runs; the median is reported."),
     embed_dim: int | None = typer.Option(None, "--embed-dim", help="Feature/embedding size (default 600; 32 on "

@@ -6,11 +6,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from zsseg_bench.cli.app import app, command, console
+from zsseg_bench.cli.app import CONTEXT, app, command, console, examples
 from zsseg_bench.errors import ZsbenchError
 
 data_app = typer.Typer(help="Check a dataset folder, or count its classes, before training on it.",
-                       no_args_is_help=True, rich_markup_mode="rich")
+                       epilog=examples("zsbench data check voc12 --data-root ~/data/VOCdevkit",
+                                       "zsbench data stats voc12 --data-root ~/data/VOCdevkit --split voc12-15-5"),
+                       no_args_is_help=True, rich_markup_mode="rich", context_settings=CONTEXT)
 app.add_typer(data_app, name="data")
 
 
@@ -75,6 +77,8 @@ def check(
     from zsseg_bench.datasets.audit import check_dataset
 
     DATASETS.get(dataset)
+    if limit is not None and limit < 1:
+        raise ZsbenchError(f"--limit {limit}: must be >= 1 (leave it out to check every image)")
     if part not in ("train", "test", "all"):
         raise ZsbenchError(f"--part {part!r}: choose train, test or all")
     cfg, sp = _options(split, overrides)
@@ -100,22 +104,31 @@ def check(
 
 
 @data_command("stats", epilog="Examples:\n\n  zsbench data stats voc12 --data-root ~/data/VOCdevkit\n\n"
-                              "  zsbench data stats voc12 --data-root ~/data/VOCdevkit --split voc12-zs3-u4")
+                              "  zsbench data stats voc12 --data-root ~/data/VOCdevkit --split voc12-zs3-u4\n\n"
+                              "  zsbench data stats synthetic --worlds 0,1,2,3 --images 400")
 def stats(
-    dataset: str = typer.Argument(..., help="voc12, context, cocostuff, cocostuff10k, ade20k or coco."),
-    data_root: str = typer.Option(..., "--data-root", help="The dataset's root folder."),
+    dataset: str = typer.Argument(..., help="voc12, context, cocostuff, cocostuff10k, ade20k, coco or synthetic "
+                                            "(its knob statistics, versions 1 and 2 side by side)."),
+    data_root: str | None = typer.Option(None, "--data-root", help="The dataset's root folder (not for synthetic)."),
     split: str | None = typer.Option(None, "--split", "-s", help="Mark seen/unseen classes; count images "
                                                                      "with unseen classes."),
     part: str = typer.Option("train", "--part", help="train or test."),
     workers: int | None = typer.Option(None, "--workers", help="Threads that decode files (default 2 x cores)."),
     overrides: list[str] = typer.Option(None, "--set", help="Dataset option key=value, e.g. layout=aug."),
+    images: int = typer.Option(600, "--images", min=20, help="synthetic: images of the train part measured."),
+    worlds: str = typer.Option("0", "--worlds", help="synthetic: comma-separated worlds; the table shows their mean."),
 ):
-    """Per-class pixel and image counts; with --split, how many training images contain unseen classes."""
-    from zsseg_bench.datasets import DATASETS
+    """Per-class pixel and image counts; with --split, how many training images contain unseen classes.
+    For synthetic: the statistics of the benchmark's knobs, for versions 1 and 2."""
+    from zsseg_bench.datasets import DATASETS, dataset_info
     from zsseg_bench.datasets.audit import dataset_stats
 
     DATASETS.get(dataset)
     cfg, sp = _options(split, overrides)
+    if dataset_info(dataset).synthetic:
+        return _synthetic_stats(cfg, images, worlds)
+    if data_root is None:
+        raise ZsbenchError(f"zsbench data stats {dataset}: pass --data-root, the dataset's root folder")
     with _Bars() as bars:
         out = dataset_stats(dataset, data_root, cfg, sp, part, workers, progress=bars)
     table = Table(title=f"{dataset} {part}: {out['images']} images, class list {out['classes']}", header_style="bold")
@@ -130,3 +143,39 @@ def stats(
     if sp is not None:
         console.print(f"split {sp.name}: {out['images with unseen classes']} of {out['images']} {part} images contain "
                       f"unseen classes; policy {out['train_policy']} trains on {out['images used for training']}")
+    if out["outside"]:
+        values = ", ".join(f"{v} ({n} px)" for v, n in list(out["outside"].items())[:5])
+        raise ZsbenchError(f"{data_root}: {sum(out['outside'].values())} pixels have label values outside class list "
+                           f"{out['classes']} and the ignore index: {values}; 'zsbench data check' names the files",
+                           exit_code=1)
+
+
+def _synthetic_stats(cfg: dict, images: int, worlds: str) -> None:
+    """The knob statistics of both versions of the synthetic benchmark, one column each."""
+    from zsseg_bench.datasets.synthetic.stats import mean_statistics
+
+    try:
+        seeds = [int(w) for w in worlds.split(",")]
+    except ValueError:
+        raise ZsbenchError(f"--worlds {worlds!r}: write comma-separated world numbers, e.g. 0,1,2") from None
+    if set(cfg) - {"size"} or not isinstance(cfg.get("size", 64), int) or min(seeds) < 0:
+        raise ZsbenchError("zsbench data stats synthetic: --set takes size=N only; worlds are --worlds 0,1,...")
+    size = cfg.get("size", 64)
+    out = {v: mean_statistics(v, seeds, images, size) for v in (1, 2)}
+    shown = f"world {seeds[0]}" if len(seeds) == 1 else f"mean of worlds {worlds}"
+    table = Table(title=f"synthetic benchmark, {shown}: knob statistics of the first {images} train images "
+                        f"({size} px)", header_style="bold")
+    for col in ("statistic", "v1", "v2", "measures"):
+        table.add_column(col, justify="right" if col in ("v1", "v2") else "left")
+    rows = [("leave-one-class-out R²", "loco_r2", "{:.3f}", "appearance predicted from the embedding"),
+            ("scene share (eps²)", "scene_share", "{:.3f}", "within-class appearance variance the scene explains"),
+            ("touching share", "touching_share", "{:.3f}", "object instances touching another"),
+            ("neighbour information (bits)", "neighbour_bits", "{:.3f}", "I(class; touching class | scene)")]
+    for label, key, fmt, what in rows:
+        table.add_row(label, fmt.format(out[1][key]), fmt.format(out[2][key]), what)
+    table.add_row("instances per image", *(f"{out[v]['instances'] / images:.2f}" for v in (1, 2)),
+                  "described (>= 12 visible px)")
+    console.print(table)
+    for v in (1, 2):
+        pairs = ", ".join(f"{p} {n}" for p, n in out[v]["top_pairs"])
+        console.print(f"v{v} pairs touching most often: {pairs}")

@@ -164,7 +164,9 @@ def dataset_stats(name: str, root, cfg: dict | None = None, split: Split | None 
         rows.append(row)
     ignore = split.ignore_index if split is not None else 255
     out = {"dataset": name, "part": part, "images": len(dataset), "classes": classes.name, "rows": rows,
-           "ignored pixels": int(totals[ignore]) if ignore < len(totals) else 0}
+           "ignored pixels": int(totals[ignore]) if ignore < len(totals) else 0,
+           "outside": {v: int(totals[v]) for v in range(len(totals))
+                       if totals[v] and v != ignore and v not in set(classes.ids)}}
     if split is not None:
         unseen = [split.classes.id_of(c) for c in split.unseen]
         with_unseen = int(presence[:, unseen].any(axis=1).sum()) if unseen else 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -42,8 +43,22 @@ class DatasetOptions(Section):
     """The keys every dataset takes: `root` (its folder, when --data-root does not give it) and
     `classes` (the label space; the runner sets it from the split)."""
 
+    # Keys written into every run record (config.yaml, run.json) even at their defaults, because
+    # they say which data a number is on and a later default must not change what a record means.
+    recorded: ClassVar[tuple[str, ...]] = ()
     root: str | None = None
     classes: str | None = None
+
+    @classmethod
+    def from_record(cls, options: dict, version: str) -> dict:
+        """The options that rebuild a recorded run's data, from run.json's dataset `options` and
+        `version` (a subclass fills what records made before a key was recorded leave out)."""
+        return dict(options)
+
+    @classmethod
+    def describe(cls, options: dict) -> str:
+        """Which data, in a few words for tables ("" when the dataset's name says it all)."""
+        return ""
 
 
 class SegDataset(torch.utils.data.Dataset):

@@ -16,13 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from zsseg_bench.paths import cache_dir
+
 __all__ = ["class_presence", "label_statistics", "cache_dir", "PRESENCE_WIDTH"]
 
 PRESENCE_WIDTH = 256  # label ids 0..255 (8-bit PNGs, ignore index 255); wider maps widen it
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("ZSBENCH_CACHE") or Path.home() / ".cache" / "zsseg-bench")
 
 
 def _workers(workers: int | None) -> int:

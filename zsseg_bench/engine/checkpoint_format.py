@@ -9,7 +9,9 @@ A checkpoint is a `torch.save`d dict:
 Run folders keep them under `ckpt/` (not committed): `final.pt` after training (what
 `zsbench predict` and `zsbench eval` load); during training `last.pt` and `stage-<k>.pt`,
 whose `training` entry holds what resuming needs (resume.py). Loading checks the format and that the checkpoint
-was made for the same method and split, and loads the weights strictly; any mismatch is one
+was made for the same method and split, and loads the weights strictly; it never unpickles
+anything but tensors and plain data (torchfile.py), so everything written here is tensors,
+numbers, strings and containers of them (RNG states included, resume.py); any mismatch is one
 line naming the file and the keys or shapes at fault.
 """
 
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from zsseg_bench.engine.torchfile import load_torch_file
 from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "load_state_strict"]
@@ -55,14 +58,7 @@ def save_checkpoint(path: Path, method, *, method_name: str, split, config: dict
 
 
 def load_checkpoint(path: Path, *, method_name: str | None = None, split=None) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ZsbenchError(f"{path}: checkpoint not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise ZsbenchError(f"{path}: not a readable checkpoint ({type(exc).__name__}); it may be truncated "
-                           f"or not a torch file") from None
+    payload = load_torch_file(Path(path), "checkpoint")
     if not isinstance(payload, dict) or payload.get("kind") != "zsseg-bench":
         raise ZsbenchError(f"{path}: not a zsseg-bench checkpoint (official weight files load through "
                            f"--init or 'zsbench eval --checkpoint')")

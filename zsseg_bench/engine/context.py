@@ -23,6 +23,7 @@ from zsseg_bench.engine.distributed import rank_and_world
 from zsseg_bench.engine.evaluate import evaluate_confusion
 from zsseg_bench.engine.loop import Reporter, StageCache
 from zsseg_bench.engine.options import EngineOptions
+from zsseg_bench.engine.probe import ProbeClock
 from zsseg_bench.engine.stream import BatchStream, collate
 from zsseg_bench.engine.transforms import TransformedDataset, transforms_from_config
 from zsseg_bench.errors import ZsbenchError
@@ -73,11 +74,14 @@ class RunContext:
     reporter: Reporter = field(default_factory=Reporter)
     log_path: object = None  # a pathlib.Path for train_log.jsonl, or None
     run_id: str = ""
-    train_indices: np.ndarray | None = None  # after the split's training policy
+    train_indices: np.ndarray | None = None  # after the split's training policy (and without the held-out ones)
+    heldout_indices: np.ndarray | None = None  # training images kept out of training (engine.heldout_images)
     pass_unseen_labels: bool = False  # only for methods flagged uses_unseen_labels
     # Weak-shot splits: bool [N_train, K] class presence per training image (datasets/weak_shot.py);
     # training batches carry its novel columns as `novel_present`, the only novel-class information.
     image_labels: np.ndarray | None = None
+    val_set: torch.utils.data.Dataset | None = None  # the benchmark's val part, for diagnostic probes only
+    current_stage: str = ""  # the stage being trained (its label), set by run_stage
 
     def __post_init__(self):
         size = max(256, self.split.ignore_index + 1)
@@ -95,6 +99,9 @@ class RunContext:
         self._log_file = None
         self.log_lines = 0  # lines in train_log.jsonl (a resumed run starts with the earlier run's)
         self.options = EngineOptions.from_cfg(self.cfg)
+        self.val_trajectory: list[dict] = []  # probe.py: val scores at stage block boundaries
+        self.probe_clock = ProbeClock()
+        self.monitor = None  # a monitor.Monitor when the run writes TensorBoard or evaluates periodically
 
     # ---- data ---------------------------------------------------------------------------------
     def to_device(self, batch: dict, lut: torch.Tensor, with_eval_labels: bool = False) -> dict:
@@ -217,8 +224,13 @@ class RunContext:
             self._log_file = open(self.log_path, "a", buffering=1)
         self._log_file.write(json.dumps(record) + "\n")
         self.log_lines += 1
+        if self.monitor is not None:
+            self.monitor.log(record)
 
     def close(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = None
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

@@ -18,6 +18,8 @@ nothing about any method; the data side (device, augmentation, loaders) is the r
 * Numerics and speed options (`engine:` precision, TF32, channels-last, torch.compile,
   deterministic mode) are in options.py; several processes (distributed.py) split each batch
   and average gradients.
+* A stage with `Stage.probe_every` is scored on the val images at its block boundaries
+  (trajectory.py); the probes leave the weights and the random generators as they were.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 
 from zsseg_bench.engine.distributed import all_ranks_true, all_reduce_gradients
 from zsseg_bench.engine.options import autocast
+from zsseg_bench.engine.trajectory import val_point
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods.base import Method, Stage
 
@@ -37,7 +40,10 @@ __all__ = ["Reporter", "seed_everything", "StageCache", "NonFiniteLoss", "train_
 
 
 class Reporter:
-    """Progress callbacks; the CLI supplies a rich implementation, tests use this silent one."""
+    """Progress callbacks; the CLI supplies its implementations (cli/progress.py), tests use this silent one."""
+
+    def run_start(self, method: str, seed: int, folder=None) -> None:
+        """A run (method, seed) starts, writing into `folder` (None where nothing is written)."""
 
     def stage_start(self, label: str, total: int) -> None: ...
 
@@ -149,13 +155,15 @@ class _LossLog:
             lrs = {name: opt.param_groups[0]["lr"] for name, (opt, _) in self.optimizers.items()}
             self.ctx.log({"stage": self.stage.name, "label": self.label, "iteration": done, "losses": means,
                           "lr": lrs, "time": round(time.perf_counter() - self.start, 3)})
-            self.ctx.reporter.advance(0, " ".join(f"{k}={v:.3f}" for k, v in list(means.items())[:3]))
+            self.ctx.reporter.advance(0, " ".join(f"{k}={v:.4g}" for k, v in means.items()))
             self.running, self.count = {}, 0
 
 
 def _stage_indices(ctx, stage: Stage, indices):
     if indices is None and stage.train_images == "all":
-        return np.arange(len(ctx.train_set))
+        every = np.arange(len(ctx.train_set))
+        held = getattr(ctx, "heldout_indices", None)
+        return every if held is None else np.setdiff1d(every, held)
     if stage.train_images not in ("split", "all"):
         raise ZsbenchError(f"stage {stage.name!r}: train_images must be 'split' or 'all', not {stage.train_images!r}")
     return indices
@@ -168,6 +176,17 @@ def _stopped(ctx, bad: NonFiniteLoss, stage: Stage, iteration: int, checkpoints)
                         f"or check the inputs", exit_code=1)
 
 
+def _probe(ctx, method: Method, stage: Stage, label: str, done: int) -> None:
+    """Seen/unseen mIoU on the val images at the stage's block boundaries (`Stage.probe_every`):
+    before the first iteration, every `probe_every` iterations and after the last (probe.py)."""
+    every = stage.probe_every
+    if not every or (done % every and done != stage.iterations):
+        return
+    point = val_point(method, ctx)
+    if point is not None:  # kept for the run record (train_log.jsonl stays one line of losses per log step)
+        ctx.val_trajectory.append({"stage": stage.name, "label": label, "iteration": done, **point})
+
+
 def run_stage(ctx, method: Method, stage: Stage, stage_index: int, indices=None, lut=None, label: str = "",
               checkpoints=None, n_stages: int = 1, restore: bool = False) -> None:
     """Train `method` through one stage; with `restore`, continue it from `checkpoints.resume`."""
@@ -177,13 +196,16 @@ def run_stage(ctx, method: Method, stage: Stage, stage_index: int, indices=None,
     optimizers = method.configure_optimizers(stage)
     data = ctx.batches(gen, indices, lut, stage.batch_size)
     label = label or stage.name
+    ctx.current_stage = label  # diagnostics name the stage they were taken after
     log = _LossLog(ctx, stage, label, optimizers)
     batch, first = None, 0
     if restore:
         first, batch = checkpoints.restore(method, optimizers, data)
-        ctx.reporter.message(f"resumed stage '{stage.name}' at iteration {first}")
+        ctx.reporter.message(f"resumed stage '{stage.name}' at iteration {first}"
+                             + "".join(f"; {change}" for change in checkpoints.applied))
     ctx.reporter.stage_start(label, stage.iterations)
     ctx.reporter.advance(first)
+    _probe(ctx, method, stage, label, first)
     for it in range(first, stage.iterations):
         if stage.uses_batch is None or stage.uses_batch(it) or batch is None:
             batch = next(data)
@@ -195,11 +217,14 @@ def run_stage(ctx, method: Method, stage: Stage, stage_index: int, indices=None,
             ctx.reporter.advance(1)
             continue
         log.add(losses, it)
+        if getattr(ctx, "monitor", None) is not None:  # TensorBoard, periodic evaluation (monitor.py)
+            ctx.monitor.after_step(method, stage, label, it + 1)
         if checkpoints is not None and checkpoints.due(it + 1) and it + 1 < stage.iterations:
             checkpoints.save(method, stage, stage_index, it + 1, complete=False, optimizers=optimizers,
                              data=data, log_lines=ctx.log_lines, run_id=ctx.run_id,
                              batch=batch if stage.uses_batch is not None else None)
         ctx.reporter.advance(1)
+        _probe(ctx, method, stage, label, it + 1)
     method.on_stage_end(stage, ctx)
     if checkpoints is not None:
         checkpoints.stage_done(method, stage, stage_index, n_stages, ctx.log_lines, ctx.run_id)

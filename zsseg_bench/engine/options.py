@@ -9,6 +9,9 @@ schemas of the other sections the engine reads (`input`, `data`, `eval`).
       deterministic: false     # torch.use_deterministic_algorithms, cudnn.benchmark off
       checkpoint_every: 1000   # training state every N iterations (0: off), ckpt/last.pt
       keep_training_state: false  # keep ckpt/last.pt and stage snapshots after a run succeeds
+      tensorboard: false       # TensorBoard event files in <run>/tensorboard/ (pip install tensorboard)
+      heldout_images: 0        # training images kept out of training, for periodic evaluation (never test)
+      eval_every: 0            # evaluate on them every N iterations of each stage (0: off)
 
 Defaults are the faithful, plain-FP32 settings on every device. bf16, TF32 and channels-last
 are options, not defaults on GPU: the issue asks for them to become defaults only once shown
@@ -51,6 +54,16 @@ class EngineOptions(Section):
     deterministic: bool = False
     checkpoint_every: NonNegativeInt = 1000  # 0: off
     keep_training_state: bool = False
+    tensorboard: bool = False
+    heldout_images: NonNegativeInt = 0
+    eval_every: NonNegativeInt = 0
+
+    @model_validator(mode="after")
+    def _periodic_evaluation_needs_images(self):
+        if self.eval_every and not self.heldout_images:
+            raise ValueError("engine.eval_every needs engine.heldout_images > 0: periodic evaluation uses training "
+                             "images held out of training, never the test set")
+        return self
 
     @classmethod
     def from_cfg(cls, cfg: dict) -> "EngineOptions":

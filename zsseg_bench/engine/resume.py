@@ -40,7 +40,12 @@ def stage_file(index: int) -> str:
 
 
 def capture_rng() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "random": random.getstate()}
+    """Every RNG state, as tensors and plain numbers, so the checkpoint loads with weights_only=True."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)},
+             "random": random.getstate()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -48,7 +53,8 @@ def capture_rng() -> dict:
 
 def restore_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     random.setstate(state["random"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -108,6 +114,44 @@ class ResumePoint:
         return cls(Path(run_dir), payload)
 
 
+def _same(a, b) -> bool:
+    both_nan = isinstance(a, float) and isinstance(b, float) and a != a and b != b
+    return both_nan or a == b
+
+
+def reapply_hyperparameters(opt, sched, fresh: list[dict]) -> list[str]:
+    """After loading an optimizer/scheduler state, put back the hyperparameters the run's config
+    (`fresh`: the param groups as the method just configured them) sets differently.
+
+    Without this the state restore would bring back the interrupted run's learning rate, momentum
+    and weight decay, and `--resume RUN --set train.lr=X` would record X and train with the old
+    value. The learning rate keeps the schedule's position: lr = new base lr x (checkpoint lr /
+    checkpoint base lr). Returns what changed (nothing when the config is unchanged, so that a
+    plain resume stays exact)."""
+    changes = []
+    for i, (group, new) in enumerate(zip(opt.param_groups, fresh)):
+        for key, value in new.items():
+            if key not in ("lr", "initial_lr") and not _same(group.get(key), value):
+                changes.append(f"group {i} {key} {group.get(key)} -> {value}")
+                group[key] = value
+        old_base, new_base = group.get("initial_lr", group["lr"]), new.get("initial_lr", new["lr"])
+        if _same(old_base, new_base):
+            continue
+        if "initial_lr" not in group:
+            group["lr"] = new_base
+        else:
+            if old_base == 0:
+                raise ZsbenchError(f"--set: the checkpoint's base learning rate of group {i} is 0, so the schedule's "
+                                   f"position cannot carry over to a new one; start the run again instead")
+            group["lr"], group["initial_lr"] = new_base * (group["lr"] / old_base), new_base
+            if sched is not None and hasattr(sched, "base_lrs"):
+                sched.base_lrs[i] = new_base
+        changes.append(f"group {i} base lr {old_base} -> {new_base}")
+    if sched is not None and hasattr(sched, "_last_lr"):
+        sched._last_lr = [g["lr"] for g in opt.param_groups]
+    return changes
+
+
 class TrainingCheckpoints:
     """Writes `last.pt`/`stage-<k>.pt` for one run, and restores from a `ResumePoint`."""
 
@@ -118,6 +162,7 @@ class TrainingCheckpoints:
         self.meta = {"method_name": method_name, "split": split, "config": config}
         self.writer = writer and self.folder is not None
         self.resume = resume
+        self.applied: list[str] = []  # hyperparameters the config changed over the restored state
         self.last: str | None = None
         if resume is not None:
             self.last = f"{resume.run_dir / 'ckpt' / LAST} ({resume.describe()})"
@@ -188,9 +233,12 @@ class TrainingCheckpoints:
             raise ZsbenchError(f"{self.resume.run_dir}: the checkpoint has optimizers {sorted(t['optimizers'])}, "
                                f"the method now configures {sorted(optimizers)}")
         for name, (opt, sched) in optimizers.items():
+            fresh = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
             opt.load_state_dict(t["optimizers"][name]["optimizer"])
             if sched is not None and t["optimizers"][name]["scheduler"] is not None:
                 sched.load_state_dict(t["optimizers"][name]["scheduler"])
+            self.applied += [f"optimizer '{name}' {c} (the run's config)" for c in
+                             reapply_hyperparameters(opt, sched, fresh)]
         data.load_state_dict(t["data"])
         restore_rng(t["rng"])
         batch = t.get("batch")

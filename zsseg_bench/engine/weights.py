@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from zsseg_bench.engine.checkpoint_format import load_state_strict
+from zsseg_bench.engine.torchfile import load_torch_file
 from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["load_backbone_weights", "load_backbone_state", "backbone_state_from_file", "torchvision_to_deeplab",
@@ -55,17 +56,7 @@ def file_sha256(path: Path) -> str:
 
 
 def _read(path: Path):
-    if not path.is_file():
-        raise ZsbenchError(f"{path}: weight file not found (backbone.init / --init)")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001  a file with Python objects besides tensors (e.g. numpy scalars)
-        pass
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001  torch raises many types for foreign or truncated files
-        raise ZsbenchError(f"{path}: not a readable torch weight file ({type(exc).__name__}); it may be "
-                           f"truncated or not saved with torch.save") from None
+    return load_torch_file(path, "torch weight file (backbone.init / --init)")
 
 
 def torchvision_to_deeplab(key: str) -> str | None:

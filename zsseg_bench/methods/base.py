@@ -99,6 +99,9 @@ class Stage:
     # "all" (every training image; self-training re-admits images that a drop_images_with_unseen
     # policy removed, since it needs their unlabelled pixels). Ignored when the caller passes indices.
     train_images: str = "split"
+    # Score the val images every N iterations (and before the first, after the last) as a
+    # diagnostic trajectory (engine/probe.py); None: never. Block boundaries of the finetunes.
+    probe_every: int | None = None
 
 
 def _pop_path(data: dict, parts: list[str]):
@@ -140,6 +143,9 @@ class MethodConfig(Section):
     engine: EngineOptions = Field(default_factory=EngineOptions)
     log_every: PositiveInt = 50  # training-log line every N iterations
     save_weights: bool = True  # ckpt/final.pt
+    # Mechanism diagnostics (runs/diagnostics.py): val trajectories, generated-feature checks and
+    # the methods' own statistics. They never change the trained weights; false skips them.
+    diagnostics: bool = True
     dataset: dict[str, Any] = {}  # the dataset's own keys, checked against the run's dataset (validate_config)
     precision: Literal["fp32", "bf16"] | None = None  # the first engine versions' engine.precision
     added_keys: list[str] = []
@@ -245,7 +251,7 @@ class Method(nn.Module):
 
     def stage_signature(self, index: int) -> str:
         """Identity of the model after stages[:index + 1]: equal signatures, equal weights."""
-        skip = set(self.inference_only_keys) | {"eval", "log_every"}
+        skip = set(self.inference_only_keys) | {"eval", "log_every", "diagnostics"}
         cfg = {k: v for k, v in self.cfg.items() if k not in skip}
         names = [s.name for s in self.stages()[: index + 1]]
         return json.dumps({"impl": self.signature_impl, "cfg": cfg, "stages": names}, sort_keys=True, default=str)

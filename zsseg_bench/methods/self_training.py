@@ -44,6 +44,7 @@ from zsseg_bench.catalog.cards import deep_merge
 from zsseg_bench.catalog.schema import PositiveInt, Section, checked
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods.base import IMPLEMENTATIONS, Method, Stage
+from zsseg_bench.methods.common.diagnostics import pseudo_label_check
 
 __all__ = ["SUFFIX", "wrap", "resolve", "SelfTrainingOptions", "topk_pseudo_labels", "confident_pseudo_labels",
            "confidence_key", "ConfidenceHistogram", "SelfTrainingMixin"]
@@ -219,7 +220,7 @@ class SelfTrainingMixin:
             for s in again:
                 if s.name in chosen:
                     st_stage = Stage(prefix + s.name, s.iterations, s.updates, s.batch_size, s.uses_batch,
-                                     train_images=self.st_cfg["images"])
+                                     train_images=self.st_cfg["images"], probe_every=s.probe_every)
                     self._st_stage_map[st_stage.name] = s
                     out.append(st_stage)
         return out
@@ -343,6 +344,10 @@ class SelfTrainingMixin:
         if self._thresholds is not None:
             st["thresholds_neg_log_1_minus_p"] = {names[i]: float(self._thresholds[i]) for i in unseen}
             st["candidate_pixels"] = {names[i]: int(self._candidates[i]) for i in unseen}
+        if self.cfg["diagnostics"]:
+            counts = self._pseudo_counts.clone()  # the check's labelling is not training's
+            st["pseudo_label_check"] = pseudo_label_check(ctx, self.pseudo_label, self.classes.num_classes, names)
+            self._pseudo_counts = counts
         self.__dict__["_teacher"] = None  # free the copy
         return {**facts, "self_training": st}
 

@@ -40,6 +40,9 @@ class SPNetTrain(SGDOptions):
     head_lr_mult: NonNegativeFloat  # head weights at lr x mult, head biases at 2 x mult (no weight decay)
     poly_power: NonNegativeFloat
     lr_decay_every: PositiveInt = 1  # the poly factor is recomputed every N iterations (official: 10)
+    # The poly schedule's horizon (None: the stage's length). SPNet's COCO-Stuff config decays over
+    # ITER_MAX 100000 while its run script evaluates the 20000-iteration checkpoint.
+    poly_iterations: PositiveInt | None = None
     batch_size: PositiveInt | None = None  # None: data.batch_size
 
 
@@ -122,8 +125,8 @@ class SPNet(Method):
             {"params": groups["head_weight"], "lr_mult": mult},
             {"params": groups["head_bias"], "lr_mult": 2 * mult, "weight_decay": 0.0},
         ]
-        opt, sched = sgd_poly(param_groups, t["lr"], stage.iterations, t["momentum"], t["weight_decay"],
-                              t["poly_power"], t["lr_decay_every"])
+        opt, sched = sgd_poly(param_groups, t["lr"], t["poly_iterations"] or stage.iterations, t["momentum"],
+                              t["weight_decay"], t["poly_power"], t["lr_decay_every"])
         return {"main": (opt, sched)}
 
     def features(self, images: torch.Tensor):

@@ -46,6 +46,7 @@ from zsseg_bench.engine.transforms import label_maps_at
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods.base import IMPLEMENTATIONS, ClassSpace, Method, MethodConfig, Stage, Update
 from zsseg_bench.methods.common.backbones import build_backbone
+from zsseg_bench.methods.common.diagnostics import generated_feature_check
 from zsseg_bench.methods.common.mmd import mmd
 from zsseg_bench.methods.common.optim import SGDOptions, adam, sgd_poly
 from zsseg_bench.methods.common.sampling import class_prior, sample_groups
@@ -61,6 +62,10 @@ class ZS3NetTrain(SGDOptions):
     poly_power: NonNegativeFloat
     lr_decay_every: PositiveInt = 1
     batch_average: bool  # official quirk: the loss divided again by the batch size
+    # Head biases (the backbone's head and the classifier's): lr = head lr x this, with or without
+    # weight decay. DeepLabv2 convention (SPNet, CaGNet): 2, none; official ZS3 (one 10x group): 1, decayed.
+    head_bias_lr_mult: NonNegativeFloat = 2.0
+    head_bias_weight_decay: bool = False
 
 
 class GMMNOptions(Section):
@@ -75,6 +80,9 @@ class GMMNOptions(Section):
     group: Literal["image", "batch"]  # an (image, class) group, or a class over the batch
     sigmas: Annotated[list[PositiveFloat], Field(min_length=1)]  # kernel bandwidths (variances)
     noise_dim: PositiveInt | None = None  # None: the embedding's size (official)
+    # Images per Adam step (None: data.batch_size). The official code steps once per (image, class);
+    # 1 comes closest to its number of steps for a given number of images.
+    batch_size: PositiveInt | None = None
 
 
 class ClassifierStage(SGDOptions):
@@ -139,6 +147,7 @@ class ZS3Net(Method):
                               gen["leaky_slope"])
         self.register_buffer("embeddings", classes.embeddings.clone().float(), persistent=False)
         self.register_buffer("seen", classes.seen.clone(), persistent=False)
+        self.generated_checks: list[dict] = []  # diagnostics: own-class shares after each generator stage
 
     # ---- protocol flags ---------------------------------------------------------------------
     def protocol_flags(self) -> dict:
@@ -149,21 +158,26 @@ class ZS3Net(Method):
         c = self.cfg
         return [
             Stage("segmentation", c["train"]["iterations"], [Update("loss", "main")]),
-            Stage("generator", c["generator"]["iterations"], [Update("mmd", "generator")]),
-            Stage("classifier", c["classifier_stage"]["iterations"], [Update("loss", "classifier")]),
+            Stage("generator", c["generator"]["iterations"], [Update("mmd", "generator")],
+                  batch_size=c["generator"]["batch_size"]),
+            # Probed on the val images every log_every iterations (diagnostics: the trajectory).
+            Stage("classifier", c["classifier_stage"]["iterations"], [Update("loss", "classifier")],
+                  probe_every=c["log_every"] if c["diagnostics"] else None),
         ]
 
     def configure_optimizers(self, stage: Stage):
         if stage.name == "segmentation":
             t = self.cfg["train"]
-            head = [p for n, p in self.backbone.named_parameters() if n.startswith("head")]
-            body = [p for n, p in self.backbone.named_parameters() if not n.startswith("head")]
+            # The backbone names its groups: small-cnn's head, DeepLab's ASPP (frozen BN in none).
+            parts = self.backbone.lr_groups()
             mult = t["head_lr_mult"]
+            bias = {"params": parts["head_bias"] + [self.classifier.bias], "lr_mult": t["head_bias_lr_mult"] * mult}
+            if not t["head_bias_weight_decay"]:
+                bias["weight_decay"] = 0.0
             groups = [
-                {"params": body, "lr_mult": 1.0},
-                {"params": [p for p in head if p.dim() > 1] + [self.classifier.weight], "lr_mult": mult},
-                {"params": [p for p in head if p.dim() <= 1] + [self.classifier.bias], "lr_mult": 2 * mult,
-                 "weight_decay": 0.0},
+                {"params": parts["body"], "lr_mult": 1.0},
+                {"params": parts["head_weight"] + [self.classifier.weight], "lr_mult": mult},
+                bias,
             ]
             opt, sched = sgd_poly(groups, t["lr"], stage.iterations, t["momentum"], t["weight_decay"],
                                   t["poly_power"], t["lr_decay_every"])
@@ -190,6 +204,22 @@ class ZS3Net(Method):
 
     def on_stage_end(self, stage: Stage, ctx) -> None:
         self.requires_grad_(True)
+        if stage.name == "generator" and self.cfg["diagnostics"]:
+            check = generated_feature_check(self, ctx, self._features, self._generate_as_stage3,
+                                            after=getattr(ctx, "current_stage", "") or stage.name)
+            if check is not None:
+                self.generated_checks.append(check)
+
+    def _generate_as_stage3(self, labels: torch.Tensor) -> torch.Tensor:
+        """Generated features of `labels` [n] as the classifier stage makes them (dropout as configured)."""
+        self.generator.train(self.cfg["classifier_stage"]["generator_dropout"])
+        return self.generator(self.embeddings[labels])
+
+    def after_training(self, ctx) -> dict:
+        facts = super().after_training(ctx)
+        if self.generated_checks:
+            facts["diagnostics"] = {"generated_features": list(self.generated_checks)}
+        return facts
 
     def _reset_classifier(self) -> None:
         if self.cfg["classifier_stage"]["init"] == "rand":  # the official `--random_last_layer`: uniform [0, 1)

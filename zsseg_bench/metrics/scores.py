@@ -30,12 +30,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
 from zsseg_bench.registry import Registry
+
+if TYPE_CHECKING:  # pandas is imported when a table is made, not when the metric names are read
+    import pandas as pd
 
 __all__ = ["METRIC_NAMES", "METRICS", "Metric", "ClassStats", "ScoringRule", "Scores", "class_stats", "compute_scores",
            "harmonic"]
@@ -207,6 +209,8 @@ def class_stats(confmat: np.ndarray, seen_mask, rule: ScoringRule = ScoringRule(
 def _per_class_table(c: ClassStats, class_names) -> pd.DataFrame:
     k = len(c.tp)
     names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
+    import pandas as pd
+
     subset = np.where(~c.scored, "excluded", np.where(c.seen, "seen", "unseen"))
     return pd.DataFrame({
         "class_id": np.arange(k),

@@ -7,7 +7,8 @@ This module collects the runs, draws the figures and gathers the data of the rep
                            figures, qualitative grids, top confusions, the protocol of every
                            run and the environment; it references only files under <out>
     <out>/report.html      the same, one self-contained file (figures embedded)
-    <out>/comparison.*     the table as Markdown, LaTeX, CSV and Parquet (tables.write_tables)
+    <out>/comparison.*     the table as Markdown, LaTeX, CSV and Parquet (tables.write_tables); named
+                           comparison_with_published.* when it holds published values and deltas
     <out>/figures/         <dataset>__<split>__<figure>.png and .svg, grids as PNG
 
 Everything comes from the run folders: metrics.json and per_class.csv (tables, bars),
@@ -44,14 +45,13 @@ from zsseg_bench.report.tables import (
     write_tables,
 )
 from zsseg_bench.runs.records import (
-    find_records,
-    load_record,
     read_confusion,
     read_per_class,
     read_train_log,
     scoring_of,
     utcnow,
 )
+from zsseg_bench.runs.verify import load_verified
 
 __all__ = ["RunData", "load_runs", "make_report"]
 
@@ -90,8 +90,8 @@ def load_runs(paths) -> list[RunData]:
     from zsseg_bench.runs.predictions import load_stored
 
     runs = []
-    for path in find_records(paths):
-        rec = load_record(path)
+    for rec in load_verified(paths):
+        path = Path(rec["path"])
         runs.append(RunData(path, rec, read_per_class(path), read_confusion(path), read_train_log(path),
                             load_stored(path)))
     return runs
@@ -137,10 +137,10 @@ def _grid_rows(runs: list[RunData], data_root: str | None) -> tuple[list[dict], 
     entries = first.stored["images"]
     dataset = None
     try:
-        from zsseg_bench.datasets import build_dataset
+        from zsseg_bench.datasets import build_dataset, record_options
 
         info = first.record["dataset"]
-        dataset = build_dataset(info["name"], "test", data_root or info.get("root"), dict(info.get("options") or {}))
+        dataset = build_dataset(info["name"], "test", data_root or info.get("root"), record_options(info))
     except (ZsbenchError, OSError, ValueError) as exc:
         notes.append(f"images and ground truth not shown: the dataset could not be opened ({exc}); pass "
                      f"--data-root")
@@ -215,12 +215,20 @@ def _environment_table(runs: list[RunData]) -> pd.DataFrame:
     return pd.DataFrame(list(envs.values()))
 
 
-def _comparison(ok: list[RunData], source: str | None, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Writes out/comparison.*; returns the main metrics beside the published ones, and every metric."""
+def _comparison(ok: list[RunData], source: str | None, out: Path) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Writes the table files; returns the main metrics beside the published ones, every metric, and the
+    files' stem: comparison_with_published when some run has published numbers, else comparison (then the
+    same table as the batch's comparison.*, so the same name)."""
     summary = add_published(summarize(runs_frame([r.path for r in ok])), source)
-    write_tables(summary, out / "comparison")
-    return format_summary(summary, MAIN_METRICS), format_summary(summary.drop(
-        columns=[c for c in summary.columns if c.endswith(" pub") or c.startswith("Δ ")] + ["source"]))
+    matched = any(summary[c].notna().any() for c in summary.columns if c.endswith(" pub"))
+    name = "comparison_with_published" if matched else "comparison"
+    write_tables(summary if matched else summary.drop(columns=_published_columns(summary)), out / name)
+    return (format_summary(summary, MAIN_METRICS), format_summary(summary.drop(columns=_published_columns(summary))),
+            name)
+
+
+def _published_columns(summary: pd.DataFrame) -> list[str]:
+    return [c for c in summary.columns if c.endswith(" pub") or c.startswith("Δ ")] + ["source"]
 
 
 # ---- the report ---------------------------------------------------------------------------------------
@@ -259,7 +267,7 @@ def _gather(runs: list[RunData], folder: Path, source, data_root, mask_unscored:
     ok = [r for r in runs if r.ok]
     groups = list(dict.fromkeys(r.group for r in ok))
     made = utcnow()
-    main, full = _comparison(ok, source, folder)
+    main, full, table_name = _comparison(ok, source, folder)
     unmatched = sorted({f"{d}/{s}" for d, s in groups if not ((main["dataset"] == d) & (main["split"] == s)
                                                              & (main["source"] != MISSING)).any()})
     frame = runs_frame([r.path for r in ok])
@@ -271,13 +279,13 @@ def _gather(runs: list[RunData], folder: Path, source, data_root, mask_unscored:
         comparison=main, all_metrics=full, unmatched=unmatched, sections=sections,
         protocol=_protocol_table(runs), environment=_environment_table(runs),
         unfinished=[(r.path.name, r.record.get("status"), r.record.get("error")) for r in runs if not r.ok],
-        folders=[str(r.path) for r in runs])
+        folders=[str(r.path) for r in runs], table_name=table_name)
 
 
 def _section(dataset: str, split_name: str, runs: list[RunData], frame: pd.DataFrame, folder: Path, source,
              data_root, mask_unscored: bool) -> Section:
     """Draws one (dataset, split)'s figures into folder/figures/<dataset>__<split>__<kind>.png (and .svg)."""
-    from zsseg_bench.report import plots
+    from zsseg_bench.report import diagnostics, plots
 
     split = _split_of(split_name)
     stem = folder / "figures" / f"{dataset}__{split_name}"
@@ -302,8 +310,13 @@ def _section(dataset: str, split_name: str, runs: list[RunData], frame: pd.DataF
         figures["training"] = f"{rel}__training.png"
     reused = sorted({f"{r.method} (seed {r.seed})" for r in runs if r.record.get("reused_stages")})
     grids = _grids(runs, split, dataset, folder, rel, title, data_root, mask_unscored)
+    records = [(r.method, r.seed, r.record) for r in runs]
+    if diagnostics.val_trajectory_figure(records, stem.with_name(stem.name + "__val_trajectory"),
+                                         f"{title}: val trajectory") is not None:
+        figures["val_trajectory"] = f"{rel}__val_trajectory.png"
     return Section(dataset=dataset, split_name=split_name, split=split, figures=figures, comparable=comparable,
-                   any_published=not published.empty, confusions=confusions, reused=reused, grids=grids)
+                   any_published=not published.empty, confusions=confusions, reused=reused, grids=grids,
+                   diagnostics=diagnostics.diagnostics_table(records))
 
 
 def _unseen_confusions(runs: list[RunData], split, dataset: str, stem: Path, title: str) -> pd.DataFrame | None:

@@ -1,6 +1,8 @@
 """Regression check: compare run metrics with the published row for the same method, dataset
 and split; a deviation beyond tolerance fails (the CLI exits 1), as detectron2's
-`verify_results` does."""
+`verify_results` does. A synthetic-benchmark run has no published row: it is compared with the
+expected rows of its dataset version, world and split (catalog/expected.py), each within the
+row's own tolerance."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from zsseg_bench.catalog.expected import expected_for
 from zsseg_bench.catalog.published import lookup
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.metrics.scores import METRIC_NAMES
-from zsseg_bench.runs.records import find_records, load_record
+from zsseg_bench.runs.verify import load_verified
 
 __all__ = ["Deviation", "check_runs", "DEFAULT_TOLERANCE"]
 
@@ -44,15 +47,22 @@ def check_runs(paths, source: str | None = None, tolerance: float = DEFAULT_TOLE
     if tolerance < 0:
         raise ZsbenchError("--tolerance must be >= 0")
     rows = []
-    for path in find_records(paths):
-        rec = load_record(path)
+    for rec in load_verified(paths):
+        path = rec["path"]
         if rec.get("status") != "ok" or not rec.get("metrics"):
-            raise ZsbenchError(f"{path}: run status is {rec.get('status')!r}, it has no metrics to check")
+            raise ZsbenchError(f"{path}: run status is {rec.get('status')!r}, it has no metrics to check"
+                               + (f" ({rec['error']})" if rec.get("status") == "died" else ""))
         method, dataset, split = rec["method"], rec["dataset"]["name"], rec["split"]["name"]
         pub = lookup(method, dataset, split, source)
+        expected = expected_for(rec) if pub is None and source is None else None
+        if expected is not None:  # the synthetic benchmark: its own expected rows (catalog/expected.py)
+            rows += [_expected_row(rec, metric, row, expected[0]) for metric, row in expected[1].items()
+                     if metric in metrics]
+            continue
         if pub is None:
             raise ZsbenchError(f"{path}: no published row for method {method!r} on {dataset}/{split}"
-                               + (f" in source {source!r}" if source else "") + "; see 'zsbench published'")
+                               + (f" in source {source!r}" if source else "") + " and no expected row (results/expected/); "
+                               "see 'zsbench published'")
         for metric in metrics:
             expected = pub[metric]
             if pd.isna(expected):
@@ -63,3 +73,13 @@ def check_runs(paths, source: str | None = None, tolerance: float = DEFAULT_TOLE
                          "actual": dev.actual, "delta": dev.delta, "tolerance": tolerance, "pass": dev.passed,
                          "source": dev.source})
     return pd.DataFrame(rows)
+
+
+def _expected_row(rec: dict, metric: str, row: dict, file: str) -> dict:
+    """A comparison with an expected row: its mean, within its own tolerance."""
+    actual = float(rec["metrics"].get(metric, float("nan")))
+    dev = Deviation(rec["run_id"], rec["method"], metric, float(row["mean"]), actual, float(row["tolerance"]),
+                    f"expected:{file}")
+    return {"run_id": dev.run_id, "method": dev.method, "metric": metric, "expected": dev.expected,
+            "actual": dev.actual, "delta": dev.delta, "tolerance": dev.tolerance, "pass": dev.passed,
+            "source": dev.source}

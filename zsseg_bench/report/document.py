@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from zsseg_bench.report.diagnostics import write_diagnostics
 from zsseg_bench.report.tables import format_cell, format_value
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ class Section:
     confusions: pd.DataFrame | None  # where unseen pixels go (plots.unseen_confusions)
     reused: list[str]  # runs that reused trained stages, "method (seed s)"
     grids: list[Grid]
+    diagnostics: pd.DataFrame | None = None  # mechanism diagnostics, one row per run (report/diagnostics.py)
 
 
 @dataclass
@@ -148,6 +150,7 @@ class ReportContent:
     environment: pd.DataFrame
     unfinished: list[tuple[str, str, str | None]]  # run folder name, status, error
     folders: list[str]
+    table_name: str = "comparison"  # the stem of the written table files
 
 
 # ---- the report's text ------------------------------------------------------------------------------
@@ -181,9 +184,11 @@ def _comparison(doc: Document, c: ReportContent) -> None:
     doc.table(c.comparison)
     if c.unmatched:
         doc.para("No published numbers exist for " + ", ".join(f"`{u}`" for u in c.unmatched) + " (the synthetic "
-                 "benchmark is this project's own): the published columns are empty there, and the scatter plot "
+                 "benchmark is this project's own): the published columns are empty there (left out when no row has "
+                 "one), and the scatter plot "
                  "shows published points only as a separate reference panel.")
-    doc.para("All metrics: `comparison.md`, `comparison.csv` (numbers), `comparison.tex`, `comparison.parquet`.")
+    n = c.table_name
+    doc.para(f"All metrics: `{n}.md`, `{n}.csv` (numbers), `{n}.tex` (LaTeX for a paper), `{n}.parquet`.")
     doc.table(c.all_metrics)
 
 
@@ -217,6 +222,7 @@ def _section(doc: Document, s: Section, mask_unscored: bool) -> None:
         if s.reused:
             doc.para("Runs that reused another run's trained stages log only the stages they ran: "
                      + ", ".join(s.reused) + ".")
+    write_diagnostics(doc, s.figures.get("val_trajectory"), s.diagnostics)
     _qualitative(doc, s.grids, mask_unscored)
 
 

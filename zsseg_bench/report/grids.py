@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zsseg_bench.report.palette import boundary, colorize
+from zsseg_bench.report.palette import boundary, colorize, with_not_scored
 from zsseg_bench.report.tables import format_value
 
 __all__ = ["label_picture", "qualitative_grid", "overlay_with_legend", "display_shape",
@@ -90,6 +90,9 @@ def qualitative_grid(rows: list[dict], columns: list[str], classes: list[tuple[i
 
     plt = _pyplot()
     unseen_ids = [i for i, _, u in classes if u]
+    unscored_ids = [*(np.flatnonzero(unscored_lut) if unscored_lut is not None else []), *(i for i, _ in others),
+                    ignore_index]
+    palette, _ = with_not_scored(palette, [i for i, _, _ in classes], unscored_ids)
     n_cols = 2 + len(columns)
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.75 * n_cols, 1.75 * len(rows) + 0.5), squeeze=False)
     for r, row in enumerate(rows):

@@ -18,8 +18,12 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["voc_palette", "palette_for", "colorize", "encode_palette_png", "decode_palette_png", "boundary",
-           "text_colour"]
+__all__ = ["voc_palette", "palette_for", "with_not_scored", "NOT_SCORED_CANDIDATES", "colorize", "encode_palette_png",
+           "decode_palette_png", "boundary", "text_colour"]
+
+# Colours a figure may give to pixels the evaluation does not score (an excluded background, void), in
+# order of preference: VOC's background is black, and VOC's cat, dog, boat and tvmonitor are nearly black.
+NOT_SCORED_CANDIDATES = ((235, 235, 235), (255, 255, 255), (255, 0, 255), (255, 255, 0), (0, 255, 255))
 
 
 @lru_cache(maxsize=1)
@@ -62,6 +66,24 @@ def palette_for(dataset: str) -> np.ndarray:
 
     by_name = dataset_info(dataset).palette_by_name
     return _voc_by_name(by_name) if by_name else voc_palette()
+
+
+def with_not_scored(palette: np.ndarray, class_ids, unscored_ids) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """`palette` with every not-scored raw id in one colour far from every scored class's colour: the
+    first candidate at least 100 (RGB distance) from all of them, else the farthest. Returns the new
+    palette and that colour."""
+    classes = np.asarray([palette[i] for i in class_ids if 0 <= i < len(palette)], dtype=float).reshape(-1, 3)
+
+    def distance(colour) -> float:
+        return float(np.min(np.linalg.norm(classes - np.asarray(colour, dtype=float), axis=1))) if len(classes) else 1e9
+
+    colour = next((c for c in NOT_SCORED_CANDIDATES if distance(c) >= 100), None)
+    colour = colour or max(NOT_SCORED_CANDIDATES, key=distance)
+    out = np.array(palette, dtype=np.uint8)
+    for i in unscored_ids:
+        if 0 <= i < len(out):
+            out[i] = colour
+    return out, colour
 
 
 def colorize(label: np.ndarray, palette: np.ndarray) -> np.ndarray:

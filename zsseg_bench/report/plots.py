@@ -1,14 +1,14 @@
 """The report's charts, drawn with matplotlib (Agg) and written as PNG and SVG.
 
-* per-class IoU bars for one or more methods (mean over seeds, std as error bars), unseen
-  classes shaded and their names in red;
+* per-class IoU as a methods x classes heatmap (mean over seeds), unseen classes boxed and
+  their names in red;
 * seen vs unseen mIoU of every run and every method's mean, with hIoU iso-curves, beside the
   published points: in the same axes when they are for the same dataset and split, in a
   separate "reference only" panel when they are not (the synthetic benchmark has no
   published numbers; VOC, Context and COCO-Stuff points are other data);
 * where each unseen class's pixels go: for every unseen class and method, the share
   predicted correctly and the seen (or other unseen) classes that absorb the rest;
-* training curves from train_log.jsonl, one panel per (stage, loss).
+* training curves from train_log.jsonl: a row per method, a panel per stage, every logged loss.
 
 matplotlib is imported when a chart is drawn, never at `zsbench` start-up. Files are written
 without timestamps, so the same records give byte-identical SVGs.
@@ -23,7 +23,8 @@ import pandas as pd
 
 from zsseg_bench.report.tables import format_value, method_sort_key
 
-__all__ = ["method_colours", "per_class_iou", "seen_unseen_scatter", "unseen_confusions", "training_curves",
+__all__ = ["method_colours", "per_class_iou", "seen_unseen_scatter", "unseen_confusions", "training_series",
+           "training_curves",
            "hiou_curve", "save_figure"]
 
 UNSEEN_RED = "#c0392b"
@@ -67,40 +68,40 @@ def hiou_curve(h: float, s: np.ndarray) -> np.ndarray:
 
 
 def per_class_iou(frame: pd.DataFrame, stem: Path, title: str = "") -> list[Path]:
-    """Bars of per-class IoU. `frame`: method, seed, class_name, subset (seen/unseen/excluded), iou."""
+    """Methods x classes heatmap of per-class IoU (mean over seeds, the value written in each cell when
+    it fits); unseen classes' names in red and their columns boxed. `frame`: method, seed, class_name,
+    subset (seen/unseen/excluded), iou."""
     plt = _pyplot()
     frame = frame[frame["subset"] != "excluded"]
     classes = list(dict.fromkeys(frame["class_name"]))
-    unseen = set(frame.loc[frame["subset"] == "unseen", "class_name"])
-    colours = method_colours(frame["method"])
-    methods = list(colours)  # comparison order
-    stats = frame.groupby(["method", "class_name"])["iou"].agg(["mean", "std", "count"])
-    width = 0.8 / max(len(methods), 1)
-    x = np.arange(len(classes))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(classes) * max(1, len(methods) / 2) + 2), 3.6))
-    for c, name in enumerate(classes):
-        if name in unseen:
-            ax.axvspan(c - 0.5, c + 0.5, color=UNSEEN_RED, alpha=0.08, lw=0)
-    for k, m in enumerate(methods):
-        mean = [stats.loc[(m, c), "mean"] if (m, c) in stats.index else np.nan for c in classes]
-        std = [stats.loc[(m, c), "std"] if (m, c) in stats.index and stats.loc[(m, c), "count"] > 1 else 0.0
-               for c in classes]
-        n_seeds = int(frame.loc[frame["method"] == m, "seed"].nunique())
-        label = m + (f" (mean of {n_seeds} seeds ± std)" if n_seeds > 1 else "")
-        ax.bar(x - 0.4 + width * (k + 0.5), np.nan_to_num(mean), width, yerr=np.nan_to_num(std), color=colours[m],
-               label=label, capsize=1.5, error_kw={"elinewidth": 0.7})
-    ax.set_xticks(x)
-    ax.set_xticklabels(classes, rotation=45, ha="right")
-    for tick, name in zip(ax.get_xticklabels(), classes):
-        if name in unseen:
-            tick.set_color(UNSEEN_RED)
-            tick.set_fontweight("bold")
-    ax.set_xlim(-0.6, len(classes) - 0.4)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("IoU")
-    ax.set_title(title + ("  (unseen classes shaded, names in red)" if unseen else ""))
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right", ncol=min(3, len(methods)))
+    unseen = [c for c, name in enumerate(classes) if name in set(frame.loc[frame["subset"] == "unseen", "class_name"])]
+    methods = list(method_colours(frame["method"]))  # comparison order
+    mean = frame.groupby(["method", "class_name"])["iou"].mean()
+    grid = np.array([[mean.get((m, c), np.nan) for c in classes] for m in methods], dtype=float)
+    seeds = frame.groupby("method")["seed"].nunique()
+    cell = 0.42 if len(classes) <= 40 else 0.12
+    fig, ax = plt.subplots(figsize=(max(6.0, cell * len(classes) + 3.2), 0.36 * len(methods) + 1.9))
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.8")
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto",
+                      interpolation="nearest")
+    if len(classes) <= 40:  # the numbers, where a cell is wide enough to hold them
+        for (r, c), v in np.ndenumerate(grid):
+            ax.text(c, r, format_value(v, ".2f"), ha="center", va="center", fontsize=6.5,
+                    color="black" if v == v and v > 0.6 else "white")
+    for c in unseen:
+        ax.add_patch(plt.Rectangle((c - 0.5, -0.5), 1, len(methods), fill=False, edgecolor=UNSEEN_RED, lw=1.6))
+    ax.set_xticks(range(len(classes)))
+    ax.set_xticklabels(classes, rotation=45 if len(classes) <= 40 else 90, ha="right" if len(classes) <= 40
+                       else "center", fontsize=7 if len(classes) <= 40 else 4.5)
+    for c in unseen:
+        ax.get_xticklabels()[c].set_color(UNSEEN_RED)
+        ax.get_xticklabels()[c].set_fontweight("bold")
+    ax.set_yticks(range(len(methods)))
+    ax.set_yticklabels([f"{m} ({int(seeds[m])} seed{'s' if seeds[m] > 1 else ''})" for m in methods], fontsize=7.5)
+    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01, label="IoU (mean over seeds)")
+    ax.set_title((title + "  " if title else "") + ("(unseen classes boxed, names in red; grey: no value)"
+                                                    if unseen else ""), fontsize=9)
+    fig.tight_layout()
     return save_figure(fig, stem)
 
 
@@ -234,37 +235,66 @@ def unseen_confusions(confusions: dict[str, np.ndarray], names, seen_mask, colou
     return save_figure(fig, stem), pd.DataFrame(rows)
 
 
-def training_curves(logs: list[tuple[str, int, list[dict]]], stem: Path, title: str = "") -> list[Path] | None:
-    """`logs`: (method, seed, train_log entries). One panel per (stage label, loss); None if no entries."""
-    plt = _pyplot()
-    series: dict[tuple[str, str], list] = {}
+def training_series(logs: list[tuple[str, int, list[dict]]]) -> dict[tuple[str, str], dict[tuple[str, int], list]]:
+    """What the training figure draws: (method, stage label) -> (loss, seed) -> [(iteration, value)], every
+    loss of every logged entry."""
+    panels: dict[tuple[str, str], dict[tuple[str, int], list]] = {}
     for method, seed, entries in logs:
         for e in entries:
+            label = e.get("label") or e.get("stage", "")
             for loss, value in (e.get("losses") or {}).items():
-                key = (e.get("label") or e.get("stage", ""), loss)
-                series.setdefault(key, []).append((method, seed, int(e.get("iteration", 0)), float(value)))
-    if not series:
+                panels.setdefault((method, label), {}).setdefault((loss, seed), []).append(
+                    (int(e.get("iteration", 0)), float(value)))
+    return panels
+
+
+def training_curves(logs: list[tuple[str, int, list[dict]]], stem: Path, title: str = "") -> list[Path] | None:
+    """`logs`: (method, seed, train_log entries). One row of panels per method, one panel per stage, every
+    loss of that stage in it (a colour per loss, a line style per seed); None if nothing was logged."""
+    plt = _pyplot()
+    panels = training_series(logs)
+    if not panels:
         return None
-    keys = list(series)[:12]
-    cols = min(3, len(keys))
-    rows = -(-len(keys) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
-    colours = method_colours([m for m, _, _ in logs])
-    styles = ["-", "--", ":", "-."]
+    methods = sorted(dict.fromkeys(m for m, _ in panels), key=method_sort_key)
+    rows = {m: [label for mm, label in panels if mm == m] for m in methods}
+    cols = max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(len(methods), cols, figsize=(5.2 * cols, 2.5 * len(methods)), squeeze=False)
     seeds = sorted({s for _, s, _ in logs})
-    for ax, key in zip(axes.flat, keys):
-        frame = pd.DataFrame(series[key], columns=["method", "seed", "iteration", "value"])
-        for (m, s), part in frame.groupby(["method", "seed"], sort=False):
-            part = part.sort_values("iteration")
-            ax.plot(part["iteration"], part["value"], color=colours[m], ls=styles[seeds.index(s) % len(styles)],
-                    marker="o" if len(part) < 6 else None, ms=3, lw=1.1, label=f"{m} s{s}")
-        ax.set_title(f"{key[0]}: {key[1]}", fontsize=8.5)
-        ax.set_xlabel("iteration")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6.5)
-    for ax in list(axes.flat)[len(keys):]:
-        ax.axis("off")
+    cycle = [*plt.get_cmap("tab10").colors, *plt.get_cmap("Dark2").colors]  # 18 colours: CaGNet logs 12 losses
+    for r, m in enumerate(methods):
+        for c in range(cols):
+            ax = axes[r, c]
+            if c >= len(rows[m]):
+                ax.axis("off")
+                continue
+            _loss_panel(ax, panels[(m, rows[m][c])], seeds, cycle)
+            ax.set_title(f"{m}: {rows[m][c]}", fontsize=8.5)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title + " (log scale; " + (f"line styles: seeds {', '.join(map(str, seeds))}" if len(seeds) > 1
+                                                else f"seed {seeds[0]}") + ")", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, stem)
+
+
+def _loss_panel(ax, series: dict[tuple[str, int], list], seeds: list[int], cycle: list[str]) -> None:
+    """Every (loss, seed) series of one stage: a colour per loss, a line style per seed, a log scale
+    (symlog where a loss is not positive) so that losses of different sizes all show; legend outside."""
+    from matplotlib.lines import Line2D
+
+    styles = ["-", "--", ":", "-."]
+    losses = list(dict.fromkeys(loss for loss, _ in series))
+    for (loss, seed), points in series.items():
+        points = sorted(points)
+        ax.plot([p[0] for p in points], [p[1] for p in points], color=cycle[losses.index(loss) % len(cycle)],
+                ls=styles[seeds.index(seed) % len(styles)], marker="o" if len(points) < 6 else None, ms=2.5, lw=1.0)
+    values = [v for points in series.values() for _, v in points]
+    if min(values) > 0:
+        ax.set_yscale("log")
+    else:
+        ax.set_yscale("symlog", linthresh=1e-2)
+    ax.set_xlabel("iteration", fontsize=7.5)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=cycle[i % len(cycle)], lw=1.4, label=loss) for i, loss in enumerate(losses)]
+    ax.legend(handles=handles, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+              borderaxespad=0)

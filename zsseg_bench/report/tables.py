@@ -1,9 +1,10 @@
 """The only renderer: run records -> pandas DataFrame -> Markdown / CSV / LaTeX / Parquet, and
 the rich tables the commands print.
 
-Numbers stay fractions in [0, 1] (as in the source papers' tables) and become text only here:
-`format_value` is the one place a number is formatted, for tables, reports, figures' labels and
-printouts alike. Several seeds of the same (method, dataset, split) become mean and std columns.
+Numbers stay fractions in [0, 1] (as in the source papers' tables) and become text only through
+numbers.py (`format_value`, `metric_text`, re-exported here), the one place a number is formatted,
+for tables, reports, figures' labels and printouts alike; LaTeX is latex.py's. Several seeds of
+the same (method, dataset, split) become mean and std columns.
 """
 
 from __future__ import annotations
@@ -16,24 +17,33 @@ from rich.table import Table
 from tabulate import tabulate
 
 from zsseg_bench.catalog.published import lookup
+from zsseg_bench.datasets import record_data_label
 from zsseg_bench.metrics.protocols import flag_label, metric_label
 from zsseg_bench.metrics.scores import METRIC_NAMES
-from zsseg_bench.runs.records import find_records, load_record
+from zsseg_bench.report.numbers import (
+    DECIMALS,
+    DELTA,
+    FRACTION,
+    KEY_METRICS,
+    MAIN_METRICS,
+    MISSING,
+    format_cell,
+    format_value,
+    is_missing,
+    metric_text,
+)
+from zsseg_bench.report.selection import world_of
+from zsseg_bench.runs.verify import load_verified
 
-__all__ = ["METHOD_ORDER", "MAIN_METRICS", "MISSING", "FRACTION", "DELTA", "method_sort_key", "is_missing",
-           "format_value", "format_cell", "runs_frame", "summarize", "add_published", "format_summary", "write_tables",
-           "rich_table", "print_packed", "print_comparison"]
+__all__ = ["METHOD_ORDER", "MAIN_METRICS", "KEY_METRICS", "MISSING", "FRACTION", "DELTA", "method_sort_key",
+           "is_missing", "format_value", "format_cell", "metric_text", "runs_frame", "summarize", "add_published",
+           "format_summary", "write_tables", "rich_table", "print_packed", "print_comparison"]
 
 # The source papers' row order; other methods follow alphabetically.
 METHOD_ORDER = ("spnet", "spnet-c", "zs3net", "zs3net+st", "cagnet-pi", "cagnet-pa", "cagnet-pi+st", "cagnet-pa+st")
-KEYS = ["method", "dataset", "split"]
-MAIN_METRICS = ("hIoU", "mIoU", "S-mIoU", "U-mIoU")  # the ones a short summary shows
-
-MISSING = "–"  # a missing number (None, NaN) in every table and printout
-DECIMALS = 4  # metric fractions, as the source papers' tables print them
-FRACTION = f".{DECIMALS}f"
-DELTA = f"+.{DECIMALS}f"  # ours - published, always signed
-_LEFT_ALIGNED = ("method", "dataset", "split", "source", "flags", "run_id", "metric", "seeds")
+KEYS = ["method", "dataset", "data", "split"]  # data: which version/world of a dataset (record_data_label)
+_LEFT_ALIGNED = ("method", "dataset", "data", "split", "source", "flags", "run_id", "metric", "seeds", "setting",
+                 "runs", "hIoU from")
 
 
 def method_sort_key(name: str) -> tuple:
@@ -41,37 +51,28 @@ def method_sort_key(name: str) -> tuple:
     return (METHOD_ORDER.index(name), "") if name in METHOD_ORDER else (len(METHOD_ORDER), name)
 
 
-def is_missing(value) -> bool:
-    return value is None or (isinstance(value, (float, np.floating)) and bool(np.isnan(value)))
-
-
-def format_value(value, spec: str = FRACTION) -> str:
-    """A number as text: `spec` is a format spec (FRACTION for metrics, DELTA for differences, '.1%'
-    for shares, '.3g' for timings); None and NaN read as MISSING."""
-    return MISSING if is_missing(value) else format(value, spec)
-
-
-def format_cell(value) -> str:
-    """A table cell of any kind (numbers already formatted, or shown as they are); missing as MISSING."""
-    return MISSING if is_missing(value) else str(value)
-
-
 def runs_frame(paths) -> pd.DataFrame:
-    """One row per finished run (status ok) under `paths`."""
-    rows = []
-    for path in find_records(paths):
-        rec = load_record(path)
+    """One row per finished run (status ok) under `paths`, each verified (runs/verify.py); the
+    `running` records whose process died are listed in `frame.attrs["died"]`."""
+    rows, died = [], []
+    for rec in load_verified(paths):
+        path = rec["path"]
+        if rec.get("status") == "died":
+            died.append(f"{path}: died: {rec['error']}")
         if rec.get("status") != "ok" or not rec.get("metrics"):
             continue
-        row = {"method": rec["method"], "dataset": rec["dataset"]["name"], "split": rec["split"]["name"],
-               "seed": rec["seed"], "run_id": rec["run_id"], "path": str(path),
+        row = {"method": rec["method"], "dataset": rec["dataset"]["name"], "data": record_data_label(rec["dataset"]),
+               "split": rec["split"]["name"],
+               "seed": rec["seed"], "world": world_of(rec), "run_id": rec["run_id"], "path": str(path),
+               "commit": ((rec.get("environment") or {}).get("git") or {}).get("commit"), "start": rec.get("start"),
                "uses_unseen_labels": rec.get("protocol_flags", {}).get("uses_unseen_labels", False),
                "transductive": rec.get("protocol_flags", {}).get("transductive", False),
                "protocol": rec["split"].get("protocol", "gzs3")}
         row.update({m: rec["metrics"].get(m, np.nan) for m in METRIC_NAMES})
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=[*KEYS, "seed", "run_id", "path", "uses_unseen_labels", "transductive",
-                                        "protocol", *METRIC_NAMES])
+    frame = pd.DataFrame(rows, columns=[*KEYS, "seed", "world", "run_id", "path", "commit", "start",
+                                        "uses_unseen_labels", "transductive", "protocol", *METRIC_NAMES])
+    frame.attrs["died"] = died
     return frame
 
 
@@ -124,13 +125,16 @@ def _metric_labels(summary: pd.DataFrame):
     return lambda metric: metric_label(protocol, metric)
 
 
-def format_summary(summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = DECIMALS) -> pd.DataFrame:
-    """Strings for display: 'mean ± std' when several seeds, published values and deltas."""
+def format_summary(summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = DECIMALS, percent: bool = False
+                   ) -> pd.DataFrame:
+    """Strings for display: 'mean ± std' when several seeds, published values and deltas, every
+    number with `decimals` fixed decimals (x 100 with `percent`). Published and delta columns of a
+    metric no row has a published value for are left out."""
     def fmt(x, signed=False):
-        return format_value(x, f"{'+' if signed else ''}.{decimals}f")
+        return metric_text(x, decimals, percent, signed)
 
-    cols = {"method": summary["method"], "dataset": summary["dataset"], "split": summary["split"],
-            "seeds": summary["seeds"]}
+    shown_keys = [k for k in KEYS if k != "data" or (k in summary and summary[k].astype(bool).any())]
+    cols = {**{k: summary[k] for k in shown_keys}, "seeds": summary["seeds"]}
     flags = []
     label = _metric_labels(summary)
     for _, row in summary.iterrows():
@@ -146,7 +150,7 @@ def format_summary(summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = 
     for m in metrics:
         cols[label(m)] = [fmt(v) + (f" ± {fmt(s)}" if many else "") for v, s, many in
                           zip(summary[m], summary[f"{m} std"], multi)]
-        if f"{m} pub" in summary:
+        if f"{m} pub" in summary and summary[f"{m} pub"].notna().any():
             cols[f"{m} pub"] = [fmt(v) for v in summary[f"{m} pub"]]
             cols[f"Δ {m}"] = [fmt(v, signed=True) for v in summary[f"Δ {m}"]]
     if "source" in summary:
@@ -154,14 +158,19 @@ def format_summary(summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = 
     return pd.DataFrame(cols)
 
 
-def write_tables(summary: pd.DataFrame, stem: Path, metrics=METRIC_NAMES) -> list[Path]:
-    """stem.md (tabulate), stem.tex (booktabs), stem.csv and stem.parquet (numbers)."""
+def write_tables(summary: pd.DataFrame, stem: Path, metrics=METRIC_NAMES, decimals: int = DECIMALS,
+                 percent: bool = False) -> list[Path]:
+    """stem.md (every cell as formatted: fixed decimals), stem.tex (report/latex.py: booktabs floats
+    that compile and fit a page), stem.csv and stem.parquet (the unrounded numbers)."""
+    from zsseg_bench.report.latex import comparison_latex
+
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    shown = format_summary(summary, metrics)
+    shown = format_summary(summary, metrics, decimals, percent)
     paths = [stem.with_suffix(".md"), stem.with_suffix(".tex"), stem.with_suffix(".csv"), stem.with_suffix(".parquet")]
-    paths[0].write_text(tabulate(shown, headers="keys", tablefmt="github", showindex=False) + "\n")
-    paths[1].write_text(tabulate(shown, headers="keys", tablefmt="latex_booktabs", showindex=False) + "\n")
+    paths[0].write_text(tabulate(shown, headers="keys", tablefmt="github", showindex=False, disable_numparse=True,
+                                 colalign=["left" if c in _LEFT_ALIGNED else "right" for c in shown.columns]) + "\n")
+    paths[1].write_text(comparison_latex(summary, metrics, decimals, percent, name=stem.name))
     summary.to_csv(paths[2], index=False)
     summary.to_parquet(paths[3], index=False)
     return paths
@@ -197,15 +206,32 @@ def print_packed(console, frame: pd.DataFrame, keys: list[str], groups: list[lis
         console.print(rich_table(frame[keys + cols], title=title if i == 0 else None))
 
 
-def print_comparison(console, summary: pd.DataFrame, metrics=METRIC_NAMES) -> None:
-    """The comparison table; a metric stays beside its published value and delta."""
-    shown = format_summary(summary, metrics)
+def print_comparison(console, summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = DECIMALS,
+                     percent: bool = False) -> None:
+    """The comparison: the key metrics (KEY_METRICS) in one table, the other metrics in a second
+    one titled so; a metric stays beside its published value and delta."""
+    shown = format_summary(summary, metrics, decimals, percent)
     keys = [c for c in ("method", "flags") if c in shown]
-    title = ", ".join(f"{d} / {s}" for d, s in dict.fromkeys(zip(summary["dataset"], summary["split"])))
-    title += f"  (seeds {'; '.join(dict.fromkeys(summary['seeds']))}; fractions, mean ± std over seeds)"
+    labels = summary["data"] if "data" in summary else [""] * len(summary)
+    title = ", ".join(f"{d}{f' ({x})' if x else ''} / {s}"
+                      for d, x, s in dict.fromkeys(zip(summary["dataset"], labels, summary["split"])))
+    title += (f"  (seeds {'; '.join(dict.fromkeys(summary['seeds']))}; {'percent' if percent else 'fractions'}, "
+              f"mean ± std over seeds)")
+
     label = _metric_labels(summary)
-    groups = [[c for c in (label(m), f"{m} pub", f"Δ {m}") if c in shown] for m in metrics]
-    print_packed(console, shown, keys, groups, title)
+
+    def columns(names):
+        return [c for m in names for c in (label(m), f"{m} pub", f"Δ {m}") if c in shown]
+
+    key = [m for m in KEY_METRICS if m in metrics]
+    rest = [m for m in metrics if m not in KEY_METRICS]
+    if key and not any(c.endswith(" pub") for c in shown):  # one table: rich narrows cells on a narrow terminal
+        console.print(rich_table(shown[keys + columns(key)], title=title))
+    elif key:  # beside published values and deltas: as many tables as the width needs
+        print_packed(console, shown, keys, [columns([m]) for m in key], title)
+    if rest:
+        print_packed(console, shown, keys, [columns([m]) for m in rest],
+                     f"other metrics ({', '.join(rest)})" if key else title)
     if "source" in shown:
         console.print("published source per method: " + ", ".join(
             f"{m}: {s}" for m, s in zip(shown["method"], shown["source"])))

@@ -43,7 +43,7 @@ from zsseg_bench.engine.options import EngineOptions, autocast, prepare_method
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.runs.prepare import RunRequest, prepare_run, resolve_device
 
-__all__ = ["BenchSpec", "Variant", "parse_variants", "run_bench", "peak_tflops", "PEAKS"]
+__all__ = ["BenchSpec", "Variant", "parse_variants", "run_bench", "measure", "peak_tflops", "PEAKS"]
 
 # Dense peak TFLOP/s per GPU from NVIDIA's datasheets: (name pattern, {fp32, tf32, bf16}).
 # First match wins, so the more specific patterns come first.
@@ -141,7 +141,8 @@ def _timer(device: torch.device):
     return timed
 
 
-def _measure(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
+def measure(fn, device: torch.device, warmup: int, repeats: int) -> list[float]:
+    """Seconds of each of `repeats` calls of `fn` after `warmup` untimed ones (CUDA events on CUDA)."""
     timed = _timer(device)
     for _ in range(warmup):
         timed(fn)
@@ -257,22 +258,35 @@ def _measure_variant(spec: BenchSpec, variant: Variant, opts: EngineOptions, dev
     row = {"variant": variant.name}
     if spec.train:
         optimizers = method.configure_optimizers(stage)
-        times = _measure(lambda: train_step(optimizers), device, spec.warmup, spec.repeats)
+        times = measure(lambda: train_step(optimizers), device, spec.warmup, spec.repeats)
         row.update(_summary("train", times, spec.batch, train_flops, device_name, variant.precision, device))
         with torch.no_grad():
             has_features = method.bench_features(batch["image"][:1]) is not None
         if has_features:
             # Where a step's time goes: feature extraction (forward + backward) vs everything else.
-            feat = statistics.median(_measure(features_step, device, spec.warmup, spec.repeats))
+            feat = statistics.median(measure(features_step, device, spec.warmup, spec.repeats))
             row["train_features_s"] = feat
             row["train_features_share"] = min(1.0, feat / row["train_step_s"])
     if spec.evaluate:
-        times = _measure(eval_step, device, spec.warmup, spec.repeats)
+        times = measure(eval_step, device, spec.warmup, spec.repeats)
         row.update(_summary("eval", times, eval_batch, eval_flops, device_name, variant.precision, device))
+        row.update(_eval_features(method, images, opts, device, spec))
     if device.type == "cuda":
         row["max_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
         torch.cuda.reset_peak_memory_stats(device)
     return row
+
+
+def _eval_features(method, images: torch.Tensor, opts: EngineOptions, device: torch.device, spec: BenchSpec) -> dict:
+    """The feature extractor's own forward on the evaluation images (beside the whole evaluation's time)."""
+    def forward():
+        with torch.no_grad(), autocast(device, opts.precision):
+            return method.bench_features(images)
+
+    method.eval()
+    if forward() is None:
+        return {}
+    return {"eval_features_s": statistics.median(measure(forward, device, spec.warmup, spec.repeats))}
 
 
 def _summary(kind: str, times: list[float], n: int, flops: int, device_name: str, precision: str,

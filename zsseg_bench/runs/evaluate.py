@@ -32,6 +32,7 @@ from zsseg_bench.runs.predictions import store_predictions
 from zsseg_bench.runs.prepare import RunRequest, prepare_run
 from zsseg_bench.runs.records import RunRecord, make_run_id, marking_failure, utcnow
 from zsseg_bench.runs.train import initial_run_info, write_scores
+from zsseg_bench.runs.verify import HEARTBEAT_EVERY_S
 
 __all__ = ["EvalRequest", "evaluate_checkpoint"]
 
@@ -61,6 +62,7 @@ def evaluate_checkpoint(req: EvalRequest, reporter: Reporter | None = None) -> P
     facts = _load_official(run.method, req.checkpoint, run.split, reporter)
     cfg, split, test_set = run.cfg, run.split, run.data.test
     record = RunRecord.create(req.out, make_run_id(card.name, split.name, 0))
+    reporter.run_start(card.name, 0, record.path)
     started = time.time()
     record.write_json("run.json", {
         **initial_run_info(req, card, split, run_name=record.path.name, seed=0, data=run.data, n_train_used=0,
@@ -72,7 +74,7 @@ def evaluate_checkpoint(req: EvalRequest, reporter: Reporter | None = None) -> P
     ctx = run.context(reporter=reporter, log_path=None, run_id=record.path.name)
     restore_switches = run.options.apply_global(run.device)
     try:
-        with marking_failure(record, started):
+        with marking_failure(record, started), record.heartbeat(HEARTBEAT_EVERY_S):
             confusion = ctx.confusion(run.method, test_set, ctx.eval_lut, split.num_classes)
             rule = write_scores(record, confusion, split, cfg, len(test_set))
             store_predictions(record, run.method, ctx, test_set, split)

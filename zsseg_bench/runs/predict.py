@@ -89,7 +89,7 @@ def load_trained(run_dir, device: str = "cpu") -> TrainedRun:
     """Rebuild the trained method of a run folder from its checkpoint."""
     from zsseg_bench.catalog.splits import load_split
     from zsseg_bench.engine.checkpoint_format import load_checkpoint, load_state_strict
-    from zsseg_bench.runs.prepare import RunRequest, prepare_run
+    from zsseg_bench.runs.prepare import RunRequest, prepare_run, stored_config
     from zsseg_bench.runs.records import load_record
 
     run_dir = Path(run_dir)
@@ -104,7 +104,7 @@ def load_trained(run_dir, device: str = "cpu") -> TrainedRun:
     payload = load_checkpoint(ckpt, method_name=run["method"], split=load_split(run["split"]["name"]))
     request = RunRequest(method=run["method"], dataset=run["dataset"]["name"], split=run["split"]["name"],
                          seed=int(run.get("seed", 0)), device=device, data_root=run["dataset"].get("root"),
-                         config=payload["config"])
+                         config=stored_config(payload["config"], run))
     prepared = prepare_run(request, data=False, training=False, impl=payload["impl"])
     load_state_strict(prepared.method, payload["state_dict"], str(ckpt))
     prepared.method.eval()
@@ -126,6 +126,9 @@ def read_image(path) -> np.ndarray:
             image.load()
             image = ImageOps.exif_transpose(image)
             return _to_rgb(image)
+    except Image.DecompressionBombError:
+        raise ZsbenchError(f"{path}: its header claims more pixels than Pillow opens safely (a decompression bomb?); "
+                           f"resize the image first") from None
     except UnidentifiedImageError:
         raise ZsbenchError(f"{path}: not an image Pillow can read; pass a PNG, JPEG, BMP, TIFF or WebP file") from None
     except (OSError, ValueError, SyntaxError) as exc:
@@ -196,7 +199,8 @@ def predict_files(run_dir, images, out, *, input_size: int | None = None, device
         _atomic_write(overlay_path, buffer.getvalue())
         ids, counts = np.unique(label, return_counts=True)
         share = sorted(((names[int(i)], c / label.size) for i, c in zip(ids, counts)), key=lambda t: -t[1])
-        results.append({"image": path, "height": image.shape[0], "width": image.shape[1], "prediction": pred_path,
+        results.append({"image": path, "trained_on": trained.dataset, "height": image.shape[0],
+                        "width": image.shape[1], "prediction": pred_path,
                         "overlay": overlay_path, "classes": share,
                         "unseen_found": [names[int(i)] for i in ids if int(i) in set(unseen_ids)]})
     return results

@@ -4,7 +4,8 @@ A request names a method card, a dataset, a split (default: the dataset's), a se
 overrides, `--init` weights, a device and a data root, or carries the stored config of a run
 (resuming, predicting). `prepare_run` turns it into the resolved config, the split, the
 datasets, the class embeddings and class space, the method built with its init weights (on
-the device, engine options applied), the engine options, the protocol flags and the training
+the device, engine options applied; `backbone.init: shared` resolved to its hash with the config
+and pretrained, once and cached, just before the method is built), the engine options, the protocol flags and the training
 images after the split's policy. A bad card, key, split, dataset, device, embedding table,
 weight file or data setting is one error line here, so the commands that call it (`zsbench
 run`, `eval`, `predict`, `bench`) leave nothing behind.
@@ -27,21 +28,23 @@ import torch
 from zsseg_bench.catalog.cards import Card, apply_overrides, load_card, resolve_config
 from zsseg_bench.catalog.splits import Split, load_split
 from zsseg_bench.catalog.validate import validate_config
-from zsseg_bench.datasets import build_dataset, default_split
+from zsseg_bench.datasets import DATASETS, build_dataset, dataset_info, default_split, record_options, recorded_options
 from zsseg_bench.datasets.presence import class_presence
 from zsseg_bench.datasets.weak_shot import check_protocol, image_level_labels
 from zsseg_bench.embeddings.base import split_embeddings
 from zsseg_bench.engine.context import RunContext, check_data_config
 from zsseg_bench.engine.distributed import broadcast_module
+from zsseg_bench.engine.monitor import check_tensorboard
 from zsseg_bench.engine.options import EngineOptions, prepare_method
 from zsseg_bench.engine.resume import ResumePoint
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods import IMPLEMENTATIONS, ClassSpace
 from zsseg_bench.methods.base import Method
+from zsseg_bench.pretrain.shared import ensure_shared_init, resolve_shared_init
 from zsseg_bench.runs.records import load_record
 
-__all__ = ["RunRequest", "RunData", "PreparedRun", "prepare_run", "split_for", "resolve_device", "class_space",
-           "train_indices", "build_method"]
+__all__ = ["RunRequest", "RunData", "PreparedRun", "prepare_run", "resolved_config", "split_for", "resolve_device",
+           "class_space", "train_indices", "hold_out", "build_method", "stored_config"]
 
 
 @dataclass
@@ -69,6 +72,7 @@ class RunData:
     root: str | None
     train: torch.utils.data.Dataset
     test: torch.utils.data.Dataset
+    val: torch.utils.data.Dataset | None = None  # the val part, where the dataset has one (diagnostics)
 
 
 @dataclass
@@ -84,6 +88,7 @@ class PreparedRun:
     method: Method | None = None
     flags: dict = field(default_factory=dict)  # the method's protocol flags
     train_indices: np.ndarray | None = None  # training images after the split's policy
+    heldout_indices: np.ndarray | None = None  # engine.heldout_images of them, kept out of training
     init_report: dict | None = None  # what --init / backbone.init loaded
     image_labels: np.ndarray | None = None  # weak-shot splits: class presence per training image
 
@@ -91,7 +96,9 @@ class PreparedRun:
         """The run context for this run; kwargs: reporter, log_path, run_id."""
         return RunContext(split=self.split, train_set=self.data.train if self.data is not None else None,
                           device=self.device, seed=self.seed, cfg=self.cfg, train_indices=self.train_indices,
+                          heldout_indices=self.heldout_indices,
                           pass_unseen_labels=bool(self.flags.get("uses_unseen_labels", False)),
+                          val_set=self.data.val if self.data is not None and self.cfg["diagnostics"] else None,
                           image_labels=self.image_labels, **kwargs)
 
 
@@ -110,6 +117,8 @@ def prepare_run(req: RunRequest, *, data: bool = True, training: bool = True, bu
     card = load_card(req.method)
     cfg = _config(req, card)
     options = EngineOptions.from_cfg(cfg)
+    if options.tensorboard:  # before any folder exists
+        check_tensorboard()
     implementation = IMPLEMENTATIONS.get(impl or card.impl)
     split = split_for(req.dataset, req.split)
     check_protocol(implementation, card.name, split)
@@ -124,11 +133,18 @@ def prepare_run(req: RunRequest, *, data: bool = True, training: bool = True, bu
     prepared = PreparedRun(card=card, cfg=cfg, split=split, seed=req.seed, device=device, options=options,
                            classes=class_space(split, vectors).to(device), data=run_data)
     if training:
-        prepared.train_indices = train_indices(split, run_data.train)
+        prepared.train_indices, prepared.heldout_indices = hold_out(train_indices(split, run_data.train),
+                                                                   options.heldout_images, req.seed)
         prepared.image_labels = image_level_labels(split, run_data.train)
     if build:
         _build(prepared, implementation, req.resume)
     return prepared
+
+
+def resolved_config(req: RunRequest) -> dict:
+    """The checked configuration a run of `req` would use (`zsbench run --print-config`), and nothing else."""
+    split_for(req.dataset, req.split)
+    return _config(req, load_card(req.method))
 
 
 def _config(req: RunRequest, card: Card) -> dict:
@@ -138,7 +154,19 @@ def _config(req: RunRequest, card: Card) -> dict:
     else:
         cfg = resolve_config(card, req.dataset, req.overrides)
     cfg = validate_config(card, cfg, req.dataset)
+    dataset_cfg = recorded_options(req.dataset, cfg.get("dataset"))  # which data: in config.yaml and run.json
+    if dataset_cfg:
+        cfg["dataset"] = dataset_cfg
+    cfg = resolve_shared_init(cfg, req.dataset)
     return _with_init(cfg, req.init) if req.init else cfg
+
+
+def stored_config(config: dict, record: dict) -> dict:
+    """A recorded run's config with the dataset options its run.json names filled in, so that a
+    record made before a dataset recorded a key (synthetic `version`) rebuilds the same data."""
+    cfg = copy.deepcopy(config)
+    cfg["dataset"] = {**record_options(record["dataset"]), **(cfg.get("dataset") or {})}
+    return cfg
 
 
 def _with_init(cfg: dict, init: str) -> dict:
@@ -146,11 +174,13 @@ def _with_init(cfg: dict, init: str) -> dict:
     if not path.is_file():
         raise ZsbenchError(f"--init {init}: no such file")
     cfg["backbone"]["init"] = str(path)
+    cfg["backbone"]["shared_init"] = None  # --init replaces a card's `init: shared`
     return cfg
 
 
 def split_for(dataset: str, name: str | None) -> Split:
     """The split `name` (default: the dataset's), checked to be one of `dataset`."""
+    DATASETS.get(dataset)  # an unknown name: one line with the known ones
     name = name or default_split(dataset)
     if name is None:
         raise ZsbenchError(f"dataset {dataset!r} has no default split; pass --split")
@@ -199,8 +229,11 @@ def _data_options(req: RunRequest, cfg: dict, split: Split) -> tuple[dict, str |
 
 def _datasets(req: RunRequest, cfg: dict, split: Split) -> RunData:
     options, root = _data_options(req, cfg, split)
+    # Only the synthetic benchmark has a val part; its images serve the diagnostic probes alone.
+    with_val = dataset_info(req.dataset).synthetic and cfg["diagnostics"]
+    val = _DATASETS.get(req.dataset, "val", root, options) if with_val else None
     return RunData(options=options, root=root, train=_DATASETS.get(req.dataset, "train", root, options),
-                   test=_DATASETS.get(req.dataset, "test", root, options))
+                   test=_DATASETS.get(req.dataset, "test", root, options), val=val)
 
 
 def _embedding_source(req: RunRequest, cfg: dict, split: Split, run_data: RunData | None):
@@ -221,6 +254,20 @@ def class_space(split: Split, embeddings: np.ndarray | torch.Tensor) -> ClassSpa
                       split.calibration_val)
 
 
+def hold_out(indices: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(training images, held-out images): `n` of `indices` chosen by the run seed, kept out of training
+    for periodic evaluation (engine.heldout_images); (indices, None) when n is 0."""
+    if not n:
+        return indices, None
+    if n >= len(indices):
+        raise ZsbenchError(f"engine.heldout_images={n}: the split's training policy leaves {len(indices)} training "
+                           f"images; hold out fewer")
+    chosen = np.random.default_rng([seed, 4242]).choice(len(indices), size=n, replace=False)
+    keep = np.ones(len(indices), dtype=bool)
+    keep[chosen] = False
+    return indices[keep], np.sort(indices[chosen])
+
+
 def train_indices(split: Split, dataset) -> np.ndarray:
     """Training images after the split's policy (drop_images_with_unseen removes some).
 
@@ -239,6 +286,7 @@ def _build(prepared: PreparedRun, impl, resume: ResumePoint | None) -> None:
     """The method, built before any folder exists: a bad --init file, backbone option or config
     leaves nothing behind, and the protocol flags (which may depend on the config, e.g. zs3net's
     stage-3 variant) are known up front."""
+    ensure_shared_init(prepared.cfg, prepared.split.dataset)
     torch.manual_seed(prepared.seed)
     method = build_method(impl, prepared.cfg, prepared.classes).to(prepared.device)
     prepared.flags = method.protocol_flags()

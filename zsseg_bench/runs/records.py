@@ -2,7 +2,8 @@
 
     results/runs/<batch>/<run_id>/
       run.json         schema_version, run_id, status (running | ok | failed | interrupted) and
-                       error, command, start/end (UTC), wall time, environment (versions, git
+                       error, pid, host and heartbeat (rewritten every 30 s while it runs; a
+                       reader calls a dead `running` run `died`, runs/verify.py), command, start/end (UTC), wall time, environment (versions, git
                        commit and dirty flag, device), method and card version, dataset and its
                        version, split name/version/sha256, seed, protocol flags, reused stages,
                        engine options (precision, channels-last, compile, processes), backbone
@@ -36,9 +37,12 @@ import json
 import os
 import platform
 import re
+import secrets
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from datetime import datetime, timezone
@@ -48,9 +52,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.errors import Terminated, ZsbenchError
 
-__all__ = ["SCHEMA_VERSION", "RunRecord", "make_run_id", "find_records", "load_record", "scoring_of", "environment",
+__all__ = ["SCHEMA_VERSION", "RunRecord", "make_run_id", "process_identity", "batch_lock", "find_records", "load_record", "scoring_of", "environment",
            "utcnow", "read_per_class", "read_confusion", "read_train_log"]
 
 SCHEMA_VERSION = 2
@@ -65,8 +69,16 @@ def _safe(text: str) -> str:
 
 
 def make_run_id(method: str, split: str, seed: int) -> str:
+    """<method>__<split>__s<seed>__<UTC second>-<4 random hex>: unique across batches and machines
+    that start the same run in the same second (the folder itself is claimed by mkdir)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    return _safe(f"{method}__{split}__s{seed}__{stamp}")
+    return _safe(f"{method}__{split}__s{seed}__{stamp}-{secrets.token_hex(2)}")
+
+
+def process_identity() -> dict:
+    """pid, host and heartbeat time for run.json: what tells a live `running` run from a dead one
+    (runs/verify.py)."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "heartbeat": utcnow()}
 
 
 def _umask_mode() -> int:
@@ -145,8 +157,9 @@ def marking_failure(record, started: float):
 
     try:
         yield
-    except KeyboardInterrupt:
-        record.update_run(status="interrupted", error="interrupted by the user (Ctrl-C)", **ended())
+    except KeyboardInterrupt as exc:
+        record.update_run(status="interrupted", error=("terminated (SIGTERM)" if isinstance(exc, Terminated)
+                                                       else "interrupted by the user (Ctrl-C)"), **ended())
         raise
     except ZsbenchError as exc:
         record.update_run(status="failed", error=str(exc), **ended())
@@ -159,6 +172,8 @@ def marking_failure(record, started: float):
 
 class RunRecord:
     """A run folder being written."""
+
+    _run_json_lock = threading.Lock()  # update_run is a read-modify-write; the heartbeat thread shares it
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -203,14 +218,45 @@ class RunRecord:
         return path
 
     def update_run(self, **fields) -> dict:
-        current = json.loads((self.path / "run.json").read_text()) if (self.path / "run.json").exists() else {}
-        current.update(fields)
-        self.write_json("run.json", current)
-        return current
+        with self._run_json_lock:
+            current = json.loads((self.path / "run.json").read_text()) if (self.path / "run.json").exists() else {}
+            current.update(fields)
+            self.write_json("run.json", current)
+            return current
+
+    @contextlib.contextmanager
+    def heartbeat(self, every_s: float):
+        """While the block runs, a thread rewrites run.json's `heartbeat` every `every_s` seconds."""
+        stop = threading.Event()
+
+        def beat():
+            while not stop.wait(every_s):
+                self.update_run(heartbeat=utcnow())
+
+        thread = threading.Thread(target=beat, name="zsbench-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     @property
     def log_path(self) -> Path:
         return self.path / "train_log.jsonl"
+
+
+@contextlib.contextmanager
+def batch_lock(batch: Path):
+    """An exclusive lock on a batch folder (`.lock`, flock) for writers of its shared files (comparison.*)."""
+    import fcntl
+
+    with open(Path(batch) / ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _jsonable(obj):

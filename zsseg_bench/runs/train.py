@@ -9,7 +9,8 @@ with a status: ok, failed (with the error) or interrupted.
 Resuming (`zsbench run --resume RUN_DIR`, `resume_request`) never rewrites the interrupted
 record: the continuation is a NEW run folder next to it, whose run.json says
 `resumed_from: {run, checkpoint, stage, iteration}`. It uses the interrupted run's stored
-config (plus any `--set`, recorded as `resume_overrides`), starts its train_log.jsonl with the
+config (plus any `--set`, recorded as `resume_overrides` and applied over the restored optimizer
+and scheduler state, resume.py), starts its train_log.jsonl with the
 interrupted run's lines up to the checkpoint, and hard-links (or copies) the interrupted run's
 training checkpoints into its own ckpt/, so it can itself be resumed. The interrupted folder
 keeps its status (interrupted or failed); tables only read runs with status ok.
@@ -19,6 +20,7 @@ With several processes (distributed.py) every rank trains and evaluates; only ra
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -34,12 +36,13 @@ from zsseg_bench.engine.checkpoint_format import save_checkpoint
 from zsseg_bench.engine.context import RunContext
 from zsseg_bench.engine.distributed import is_main, rank_and_world
 from zsseg_bench.engine.loop import Reporter, StageCache, seed_everything
+from zsseg_bench.engine.monitor import Monitor
 from zsseg_bench.engine.options import EngineOptions
 from zsseg_bench.engine.resume import LAST, ResumePoint, TrainingCheckpoints
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.metrics import ScoringRule, compute_scores
 from zsseg_bench.runs.predictions import store_predictions
-from zsseg_bench.runs.prepare import PreparedRun, RunData, RunRequest, prepare_run, split_for
+from zsseg_bench.runs.prepare import PreparedRun, RunData, RunRequest, prepare_run, split_for, stored_config
 from zsseg_bench.runs.records import (
     SCHEMA_VERSION,
     RunRecord,
@@ -47,8 +50,10 @@ from zsseg_bench.runs.records import (
     load_record,
     make_run_id,
     marking_failure,
+    process_identity,
     utcnow,
 )
+from zsseg_bench.runs.verify import HEARTBEAT_EVERY_S
 
 __all__ = ["RunRequest", "run_one", "run_comparison", "default_methods", "resume_request", "initial_run_info",
            "write_scores"]
@@ -104,15 +109,19 @@ def run_one(req: RunRequest, reporter: Reporter | None = None, cache: StageCache
     run_id = make_run_id(run.card.name, run.split.name, req.seed)
     record = RunRecord.create(out_dir or req.out, run_id) if main else _NoRecord()
     run_name = record.path.name if main else run_id
+    reporter.run_start(run.card.name, req.seed, record.path)
     started = time.time()
     _write_start(record, req, run, run_name, reporter)
     ctx = run.context(reporter=reporter, log_path=record.log_path, run_id=run_name)
+    if run.options.tensorboard or run.options.eval_every:
+        ctx.monitor = Monitor(ctx, record.path if main else None)
     checkpoints = TrainingCheckpoints(record.path / "ckpt" if main else None, run.options.checkpoint_every,
                                       method_name=run.card.name, split=run.split, config=run.cfg, writer=main,
                                       resume=req.resume)
     restore_switches = run.options.apply_global(run.device)
+    beating = record.heartbeat(HEARTBEAT_EVERY_S) if main else contextlib.nullcontext()
     try:
-        with marking_failure(record, started):
+        with marking_failure(record, started), beating:
             if req.resume is not None and main:
                 _continue_in(record, req.resume, ctx)
             _train_and_score(req, run, record, ctx, checkpoints, cache, started)
@@ -150,6 +159,9 @@ def _train_and_score(req: RunRequest, run: PreparedRun, record, ctx: RunContext,
                      cache_key_extra=hashlib.sha256(data_key.encode()).hexdigest(), checkpoints=checkpoints)
     seed_everything(req.seed, 2000)  # after_training may build models: same state, reused or not
     extra = method.after_training(ctx)
+    if cfg["diagnostics"]:
+        extra["diagnostics"] = {**extra.get("diagnostics", {}), "val_trajectory": ctx.val_trajectory,
+                                "seconds": round(ctx.probe_clock.seconds, 3)}
     if cfg["save_weights"] and main:
         save_checkpoint(record.path / "ckpt" / "final.pt", method, method_name=run.card.name, split=split,
                         config=cfg, stage=method.stages()[-1].name if method.stages() else None, extra=extra)
@@ -171,6 +183,7 @@ def initial_run_info(req, card: Card, split: Split, *, run_name: str, seed: int,
     `req` is any request with `command`, `dataset` and `overrides` (training or checkpoint evaluation)."""
     return {
         "schema_version": SCHEMA_VERSION, "run_id": run_name, "status": "running", "error": None,
+        **process_identity(),
         "command": req.command or " ".join(sys.argv), "start": utcnow(), "end": None, "wall_time_s": None,
         "method": card.name, "impl": card.impl, "card_version": card.version, "card_file": card.path.name,
         "dataset": {"name": req.dataset, "version": getattr(data.train, "version", "1"), "root": data.root,
@@ -179,7 +192,8 @@ def initial_run_info(req, card: Card, split: Split, *, run_name: str, seed: int,
         "split": {"name": split.name, "version": split.version, "sha256": split.sha256,
                   "classes": split.classes.name, "train_policy": split.train_policy, "background": split.background,
                   "protocol": split.task_protocol},
-        "seed": seed, "overrides": list(req.overrides), "environment": environment(str(device)),
+        "seed": seed, "overrides": list(req.overrides),
+        "environment": {**environment(str(device)), "device_requested": getattr(req, "device", None)},
         "protocol_flags": flags,
         "engine": {**options.model_dump(), "processes": processes},
     }
@@ -213,11 +227,18 @@ def resume_request(run_dir: Path, device: str | None = None, data_root: str | No
     if split.sha256 != info["split"]["sha256"]:
         raise ZsbenchError(f"--resume {run_dir}: split {split.name} changed since the run started (sha256 "
                            f"{info['split']['sha256'][:12]} then, {split.sha256[:12]} now)")
+    _remove_temporary_files(run_dir)
     resume = ResumePoint.load(run_dir, info["method"], split)
     return RunRequest(method=info["method"], dataset=info["dataset"]["name"], split=split.name, seed=info["seed"],
                       device=device or stored.get("device", "cpu"), data_root=data_root or info["dataset"]["root"],
                       overrides=list(info.get("overrides") or []), out=run_dir.parent, command=command,
-                      config=stored["config"], resume=resume, resume_overrides=list(overrides))
+                      config=stored_config(stored["config"], info), resume=resume, resume_overrides=list(overrides))
+
+
+def _remove_temporary_files(run_dir: Path) -> None:
+    """Half-written files a killed run left (writers use .<name>.tmp and rename): never read, removed."""
+    for tmp in [*run_dir.glob(".*.tmp"), *(run_dir / "ckpt").glob(".*.tmp")]:
+        tmp.unlink(missing_ok=True)
 
 
 def run_comparison(methods: list[str], dataset: str = "synthetic", split: str | None = None,

@@ -29,7 +29,7 @@ def _model(cls=CaGNet):
     seen = torch.tensor([True, True, True, False])
     classes = ClassSpace(("a", "b", "c", "d"), seen, torch.nn.functional.normalize(torch.randn(4, 8), dim=1), IGNORE)
     sections = {"feature_dim": 8, "backbone": {"name": "deeplabv2-resnet101", "blocks": [1, 1, 1, 1], "msc": True,
-                                               "msc_eval": "scale1"},
+                                               "msc_eval": "scale1", "init": None},
                 "context": {"hidden": 4}, "generator": {"hidden": [8], "dropout": [0.1]}, "discriminator": {"hidden": 8},
                 "step1": {"iterations": 2, "lr": 0.01, "lr_D": 1e-3, "lr_G": 1e-3},
                 "finetune": {"iterations": 4, "interval": 2, "lr_D": 1e-3, "lr_G": 1e-3}}

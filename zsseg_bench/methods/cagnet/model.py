@@ -43,6 +43,7 @@ from torch import nn
 from zsseg_bench.engine.transforms import label_maps_at
 from zsseg_bench.methods.base import IMPLEMENTATIONS, ClassSpace, Method, Stage, Update
 from zsseg_bench.methods.cagnet.config import CaGNetConfig
+from zsseg_bench.methods.cagnet.diagnostics import CaGNetDiagnostics
 from zsseg_bench.methods.cagnet.losses import (
     adversarial_d,
     adversarial_g,
@@ -101,6 +102,7 @@ class CaGNet(Method):
         self.register_buffer("seen", classes.seen.clone(), persistent=False)
         self._fake_shape: tuple[int, int, int] | None = None
         self.skipped_batches = 0  # real batches without a labelled pixel at some output's resolution
+        self.diagnostics = CaGNetDiagnostics(cfg["log_every"])
 
     def _init_weights(self, init: str) -> None:
         """The official weights_init('kaiming') on every conv outside the backbone (fan_in, bias 0).
@@ -128,7 +130,8 @@ class CaGNet(Method):
                   batch_size=c["step1"]["batch_size"]),
             Stage("mixed", c["finetune"]["iterations"],
                   [Update("loss_D", "discriminator"), Update("loss_G", "generator")],
-                  batch_size=c["finetune"]["batch_size"], uses_batch=_ReadsBatch(interval)),
+                  batch_size=c["finetune"]["batch_size"], uses_batch=_ReadsBatch(interval),
+                  probe_every=interval if c["diagnostics"] else None),  # val scores at block boundaries
         ]
 
     def _context_params(self) -> list[nn.Parameter]:
@@ -170,6 +173,8 @@ class CaGNet(Method):
     def on_stage_end(self, stage: Stage, ctx) -> None:
         self._set_backbone_trainable(True)
         self.context.requires_grad_(True)
+        if self.cfg["diagnostics"]:
+            self.diagnostics.stage_end(self, stage, ctx)
 
     def _set_backbone_trainable(self, trainable: bool) -> None:
         self.backbone.requires_grad_(trainable)
@@ -183,15 +188,17 @@ class CaGNet(Method):
 
         Returns (X per backbone output, (mu, logvar, Z) of the full-scale input). A multi-scale
         backbone calls the head on the full scale first; its X list is [X1.0, X0.5, X0.75, Xmax]."""
-        stats = []
+        stats, zero_shares = [], []
 
         def head(feat):
             x, mu, logvar, z = self.context(feat, sample)
             stats.append((mu, logvar, z))
+            zero_shares.append(self.context.zero_share)
             return x
 
         out = self.backbone(images, head=head)
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        self._context_zero = zero_shares[0]  # of the full-scale input, like the statistics returned
         return outs, stats[0]
 
     def bench_features(self, images: torch.Tensor):
@@ -280,6 +287,8 @@ class CaGNet(Method):
             kld = kl_term(mu, logvar, valid)
             losses["loss_B"] = lam["B_KLD"] * kld + lam["B_cls"] * cls_real
             losses["kld"] = kld.detach()
+            if self.cfg["diagnostics"]:
+                losses.update(self.diagnostics.context_stats(kld, self._context_zero, mu, logvar))
         losses.update({"cls_real": cls_real.detach(), "cls_fake": cls_fake.detach(), "gan_d": gan_d.detach(),
                        "gan_g": gan_g.detach(), "content": content.detach()})
         return losses
@@ -316,7 +325,10 @@ class CaGNet(Method):
         return out
 
     def after_training(self, ctx) -> dict:
-        return {**super().after_training(ctx), "skipped_batches": self.skipped_batches}
+        facts = {**super().after_training(ctx), "skipped_batches": self.skipped_batches}
+        if self.cfg["diagnostics"]:
+            facts["diagnostics"] = self.diagnostics.facts()
+        return facts
 
     # ---- inference ----------------------------------------------------------------------------
     def logits(self, images: torch.Tensor) -> torch.Tensor:

@@ -72,6 +72,8 @@ class ContextualModule(nn.Module):
         n = c1.shape[1]
         weighted = cat * w.repeat_interleave(n, dim=1)
         pooled = self.contextualpool(weighted)
+        # Diagnostic: a dead module (ReLU outputs all 0, so mu = logvar = 0 exactly) shows here.
+        self.zero_share = (pooled == 0).float().mean().detach()
         mu = self.contextuallocalmu(pooled)
         logvar = self.contextuallocalsigma(pooled)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu

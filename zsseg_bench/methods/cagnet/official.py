@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from zsseg_bench.engine.checkpoint_format import load_state_strict
+from zsseg_bench.engine.torchfile import load_torch_file
 from zsseg_bench.engine.weights import backbone_state_from_file, file_sha256
 from zsseg_bench.errors import ZsbenchError
 
@@ -92,11 +93,7 @@ def read_official_checkpoint(path) -> tuple[dict, int | None]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise ZsbenchError(f"{path}: checkpoint not found; pass the released file, e.g. voc12_ourbest.pth")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001  torch raises many types for foreign or truncated files
-        raise ZsbenchError(f"{path}: not a readable torch file of tensors ({type(exc).__name__}); it may be "
-                           f"truncated or not a CaGNet checkpoint: download it again") from None
+    raw = load_torch_file(path, "torch file (CaGNet checkpoint)")
     if not isinstance(raw, dict):
         raise ZsbenchError(f"{path}: holds a {type(raw).__name__}, not a dict; official CaGNet checkpoints are "
                            f"{{'iteration', 'state_dict'}}")

@@ -17,7 +17,10 @@ What every backbone offers a method:
 
 `backbone.init: PATH` loads weights into the backbone right after it is built (official
 DeepLab/CaGNet files, a torchvision ResNet-101, or a zsseg-bench checkpoint; see `weights.py`);
-what was loaded is in `backbone.init_report`.
+what was loaded is in `backbone.init_report`. `backbone.init: shared` loads the synthetic
+benchmark's shared initialisation (a small-cnn stem and body pretrained on auxiliary classes,
+`zsseg_bench/pretrain/`; schedule in `backbone.pretrain`), which run preparation resolves to a
+hash (`backbone.shared_init`) and creates on first use.
 
 The `backbone` config section is `BackboneOptions`: `name`, `init`, `init_parts`, plus the keys
 of the named backbone (each builder declares them with `declare_options`).
@@ -31,6 +34,7 @@ from pydantic import AfterValidator, Field
 from torch import nn
 
 from zsseg_bench.catalog.schema import Dispatched, PositiveInt, checked, declare_options
+from zsseg_bench.pretrain.options import PretrainOptions
 from zsseg_bench.registry import Registry
 
 __all__ = ["BACKBONES", "BackboneOptions", "SmallCNNOptions", "SmallCNN", "build_backbone"]
@@ -45,8 +49,10 @@ class BackboneOptions(Dispatched):
     dispatch_key = "name"
 
     name: Annotated[str, AfterValidator(BACKBONES.check_name)] = "small-cnn"
-    init: str | None = None  # weights to load right after building (see weights.py)
+    init: str | None = None  # weights to load right after building (see weights.py), or "shared"
     init_parts: str = "all"  # which named parts must come from the file: all, or e.g. body
+    shared_init: str | None = None  # set by run preparation: the hash `init: shared` stands for
+    unlisted = ("shared_init",)
 
     @classmethod
     def lookup(cls, name):
@@ -57,6 +63,7 @@ class SmallCNNOptions(BackboneOptions):
     width: PositiveInt = 32
     dilations: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 2, 4]
     head_dilations: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 3]
+    pretrain: PretrainOptions = PretrainOptions()  # the schedule of `init: shared`
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -106,7 +113,11 @@ def build_backbone(cfg: dict, out_channels: int) -> nn.Module:
     cfg = checked(BackboneOptions, cfg, where="config", owner="", prefix=("backbone",))
     backbone = BACKBONES.get(cfg["name"])(out_channels, cfg)
     backbone.init_report = None
-    if cfg["init"]:
+    if cfg["init"] == "shared":
+        from zsseg_bench.pretrain.load import load_shared_init
+
+        backbone.init_report = load_shared_init(backbone, cfg)
+    elif cfg["init"]:
         from zsseg_bench.engine.weights import load_backbone_weights
 
         backbone.init_report = load_backbone_weights(backbone, cfg["init"], parts=cfg["init_parts"])

@@ -1,4 +1,4 @@
-"""The built-in synthetic benchmark: shapes in context, generated from a seed, no download.
+"""Version 1 of the synthetic benchmark (kept byte-identical and selectable: `dataset.version: 1`).
 
 Why it looks like this (the README section "The synthetic benchmark" says the same):
 
@@ -8,33 +8,19 @@ Why it looks like this (the README section "The synthetic benchmark" says the sa
   (cosine about 0.6) and other classes are not, like word vectors of related words.
 * **Appearance comes from the embedding**, through one fixed random map shared by every class:
   a small tanh network turns an embedding into colour, texture colour, stripe frequency and
-  orientation, aspect ratio and corner sharpness. Nearby embeddings therefore look alike, so
-  what a model learns about seen classes says something about unseen ones, and a method that
-  maps pixels into embedding space (SPNet) or embeddings into features (ZS3Net, CaGNet) can
-  transfer. Per-instance jitter, pixel noise and global brightness keep it from being trivial.
-* **Context carries information.** Every image is one of four scenes (pasture, street,
-  harbour, living room); the scene sets the background's look and which classes appear
-  (cows and sheep on pastures, boats in harbours, sofas in living rooms), and each scene puts
-  objects in its own vertical band. An unseen class is thus predictable from its surroundings,
-  which is what CaGNet's contextual module is meant to exploit.
-* **Deterministic.** The class embeddings and the appearance map come from the benchmark seed;
-  image i of a part comes from its own generator seeded by (seed, part, i), so a set of any
-  size has the same first images. Bump `VERSION` on any change that alters pixels.
+  orientation, aspect ratio and corner sharpness. Nearby embeddings therefore look alike.
+  Per-instance jitter, pixel noise and global brightness keep it from being trivial.
+* **Context** sets only the background's look, which classes appear and their vertical band
+  (the flaw version 2 mends: appearance is the same in every scene).
+* **Deterministic.** Image i of a part comes from its own generator seeded by (world, part, i).
+  Nothing here may change: a change of pixels is a new version.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Annotated
-
 import numpy as np
-import torch
-from pydantic import Field
 
-from zsseg_bench.catalog.schema import NonNegativeInt, PositiveInt, declare_options
-from zsseg_bench.datasets.base import DatasetOptions, SegDataset, register_dataset
-
-__all__ = ["SyntheticBenchmark", "SyntheticSegmentation", "CLASS_NAMES", "SUPERCLASSES", "SCENES", "VERSION"]
+__all__ = ["SyntheticBenchmark", "CLASS_NAMES", "SUPERCLASSES", "SCENES", "VERSION", "PARTS"]
 
 VERSION = "1"
 SUPERCLASSES = {
@@ -51,7 +37,7 @@ SCENES = {
     "harbour": ({"boat": 4, "car": 1, "train": 0.7, "dog": 0.4}, (0.5, 0.9)),
     "living room": ({"chair": 2, "sofa": 2, "table": 2, "tvmonitor": 2, "cat": 1.5, "dog": 1}, (0.25, 0.8)),
 }
-_PARTS = {"train": 1, "test": 2, "val": 3}
+PARTS = {"train": 1, "test": 2, "val": 3}  # the stream id of each part's images
 
 
 class SyntheticBenchmark:
@@ -104,8 +90,9 @@ class SyntheticBenchmark:
             "power": float(1.2 + 4.0 * s(2.0 * p[10])),
         }
 
-    def render(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """One image (uint8 [3, S, S]) and its raw label map (uint8 [S, S])."""
+    def render(self, rng: np.random.Generator, size: int):
+        """(image uint8 [3, S, S], raw label map uint8 [S, S], instances uint8 [S, S] (0 = none,
+        k = k-th object drawn), scene id)."""
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
         scene_id = int(rng.integers(len(SCENES)))
         weights, (band_lo, band_hi) = list(SCENES.values())[scene_id]
@@ -114,11 +101,13 @@ class SyntheticBenchmark:
         wave = np.sin(2 * np.pi * bg["freq"] * (xx * np.cos(bg["theta"]) + yy * np.sin(bg["theta"])) + phase)
         image = bg["rgb"][:, None, None] + bg["tex"][:, None, None] * wave[None]
         label = np.zeros((size, size), dtype=np.uint8)
+        instances = np.zeros((size, size), dtype=np.uint8)
         names = list(weights)
         probs = np.array([weights[n] for n in names], dtype=np.float64)
         probs /= probs.sum()
         n_objects = int(rng.integers(2, 5))
         scale = size / 64.0
+        drawn = 0
         for _ in range(n_objects):
             cid = CLASS_NAMES.index(names[rng.choice(len(names), p=probs)])
             look = self.look(cid)
@@ -138,65 +127,7 @@ class SyntheticBenchmark:
             obj = rgb[:, None, None] + look["tex"][:, None, None] * stripes[None]
             image = np.where(mask[None], obj, image)
             label[mask] = cid
+            drawn += 1
+            instances[mask] = drawn
         image = image * rng.uniform(0.85, 1.15) + rng.normal(0, 0.05, image.shape)
-        return (np.clip(image, 0, 1) * 255).round().astype(np.uint8), label
-
-
-@lru_cache(maxsize=8)
-def _generate(seed: int, part: str, count: int, size: int, embed_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    bench = SyntheticBenchmark(seed, embed_dim)
-    images = np.empty((count, 3, size, size), dtype=np.uint8)
-    labels = np.empty((count, size, size), dtype=np.uint8)
-    for i in range(count):
-        rng = np.random.default_rng([seed, _PARTS[part], i])
-        images[i], labels[i] = bench.render(rng, size)
-    return torch.from_numpy(images), torch.from_numpy(labels)
-
-
-class SyntheticSegmentation(SegDataset):
-    name = "synthetic"
-    version = VERSION
-    class_list = "synthetic"
-    random_transforms = False  # items are fixed tensors (the engine need not seed each read)
-
-    def __init__(self, part: str = "train", count: int = 1500, size: int = 64, seed: int = 0, embed_dim: int = 32):
-        if part not in _PARTS:
-            raise ValueError(f"part must be one of {sorted(_PARTS)}, not {part!r}")
-        if not 16 <= size <= 128:
-            raise ValueError(f"synthetic images are 16 to 128 px, not {size}")
-        self.part, self.size, self.seed, self.embed_dim = part, size, seed, embed_dim
-        self.fixed_size = (size, size)
-        self.images, self.labels = _generate(seed, part, count, size, embed_dim)
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> dict:
-        return {"image": self.images[index], "label": self.labels[index].long(), "index": index,
-                "name": f"synthetic/{self.part}/{index:05d}"}
-
-    def raw_label(self, index: int) -> np.ndarray:
-        return self.labels[index].numpy()
-
-    def image_name(self, index: int) -> str:
-        return f"synthetic/{self.part}/{index:05d}"
-
-    def class_embeddings(self) -> np.ndarray:
-        return SyntheticBenchmark(self.seed, self.embed_dim).embeddings
-
-
-class SyntheticOptions(DatasetOptions):
-    size: Annotated[int, Field(ge=16, le=128)] = 64  # image side in px (objects scale with it)
-    n_train: PositiveInt = 1500
-    n_test: PositiveInt = 500
-    n_val: PositiveInt = 300
-    seed: NonNegativeInt = 0  # the benchmark seed: class embeddings, appearance map, images
-    embed_dim: PositiveInt = 32
-
-
-@register_dataset("synthetic", default_split="synthetic-9-3", palette_by_name="synthetic", synthetic=True)
-@declare_options(SyntheticOptions)
-def build_synthetic(part: str, root: str | None, cfg: dict) -> SyntheticSegmentation:
-    counts = {"train": cfg["n_train"], "test": cfg["n_test"], "val": cfg["n_val"]}
-    return SyntheticSegmentation(part, count=counts[part], size=cfg["size"], seed=cfg["seed"],
-                                 embed_dim=cfg["embed_dim"])
+        return (np.clip(image, 0, 1) * 255).round().astype(np.uint8), label, instances, scene_id

@@ -1,0 +1,46 @@
+"""`zsbench trials`: equal trial counts, val only, the trials table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.helpers.settings import TINY_DATA
+from zsseg_bench.cli import app
+from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.runs.trials import load_trials
+
+TINY = [*TINY_DATA, "train.iterations=4", "calibration.proxy_iterations=2"]
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "trials.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("text,message", [
+    ("trials: {spnet: [[], [train.lr=0.005]], zs3net: [[]]}", "same number of trials; found spnet 2, zs3net 1"),
+    ("trials: {spnet: [[dataset.eval_part=test]]}", "sets the data"),
+    ("common: [dataset.eval_part=test]\ntrials: {spnet: [[]]}", "the part is always val"),
+    ("world: 0\ntrial: {}", "expected a mapping with 'trials"),
+    ("trials: {spnet: [[]]}\nseed: [0]", "unknown key 'seed'"),
+])
+def test_a_bad_trials_file_is_one_line(tmp_path, text, message):
+    with pytest.raises(ZsbenchError, match=message):
+        load_trials(_write(tmp_path, text))
+
+
+@pytest.mark.slow
+def test_trials_run_on_val_and_the_table_marks_the_best(tmp_path):
+    path = _write(tmp_path, "seeds: [0]\ncommon: [" + ", ".join(TINY) + "]\n"
+                            "trials: {spnet: [[], [train.lr=0.0]]}\n")
+    result = CliRunner().invoke(app, ["trials", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "out" / "trials.md").read_text()
+    assert "| spnet | 1 | `train.lr=0.0` |" in table and table.count("| yes |") == 1
+    records = sorted((tmp_path / "out" / "spnet").glob("trial*/*/*/run.json"))
+    assert len(records) == 2
+    assert all(json.loads(r.read_text())["dataset"]["options"]["eval_part"] == "val" for r in records)

@@ -1,0 +1,49 @@
+"""Loading the shared initialisation into a backbone (`backbone.init: shared`; made by `shared.py`).
+
+`torch.load(weights_only=True)` only: a file that holds anything but tensors and plain values is
+refused, never run. The stem and body (`init_parts: body`) go into the method's backbone; the
+pretraining head (auxiliary classes) is not used. The run record's `backbone_init` holds the hash
+and the file's SHA-256; the resolved config holds the hash as `backbone.shared_init`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.paths import cache_dir
+
+__all__ = ["SHARED", "shared_init_path", "load_shared_init"]
+
+SHARED = "shared"  # the backbone.init value
+
+
+def shared_init_path(digest: str) -> Path:
+    return cache_dir() / "shared-init" / f"{digest}.pt"
+
+
+def load_shared_init(backbone, cfg: dict) -> dict:
+    """Load the stem and body of the shared initialisation `cfg` (a backbone section) names."""
+    from zsseg_bench.engine.weights import file_sha256, load_backbone_state
+
+    digest = cfg.get("shared_init")
+    if not digest:
+        raise ZsbenchError(f"backbone.init: {SHARED} is resolved by run preparation (zsseg_bench.runs.prepare); "
+                           f"this config has no backbone.shared_init")
+    path = shared_init_path(digest)
+    if not path.is_file():
+        raise ZsbenchError(f"{path}: shared initialisation {digest[:12]} is not in the cache; `zsbench run` "
+                           f"creates it on first use")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001  torch raises many types for a truncated or foreign file
+        raise ZsbenchError(f"{path}: unreadable shared initialisation ({type(exc).__name__}); delete it and run "
+                           f"again to recreate it") from None
+    if not isinstance(raw, dict) or raw.get("hash") != digest:
+        raise ZsbenchError(f"{path}: not the shared initialisation {digest[:12]}; delete it and run again")
+    report = load_backbone_state(backbone, raw, path, parts="body")
+    report.update(sha256=file_sha256(path), shared_init=digest)
+    report["summary"] = f"shared init {digest[:12]}: " + report["summary"]
+    return report
