@@ -11,6 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.helpers.records import accept_hand_written_metrics
 from zsseg_bench.catalog import expected as expected_module
 from zsseg_bench.catalog.expected import TOLERANCE_FLOOR, build_expected, expected_problems, tolerance_of
 from zsseg_bench.cli import app
@@ -46,6 +47,7 @@ def batch(tmp_path):
 def expected_home(tmp_path, monkeypatch):
     home = tmp_path / "expected"
     monkeypatch.setattr(expected_module, "expected_dir", lambda: home)
+    accept_hand_written_metrics(monkeypatch)  # the records here have chosen metrics, no confusion matrix
     return home
 
 
