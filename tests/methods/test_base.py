@@ -12,12 +12,17 @@ from tests.helpers.configs import card_config
 from zsseg_bench.catalog.cards import list_cards, load_card
 from zsseg_bench.catalog.splits import load_split
 from zsseg_bench.datasets import build_dataset
+from zsseg_bench.datasets.weak_shot import image_level_labels
 from zsseg_bench.embeddings.base import split_embeddings
 from zsseg_bench.engine.context import RunContext
 from zsseg_bench.engine.loop import apply_updates, seed_everything
 from zsseg_bench.methods import IMPLEMENTATIONS, ClassSpace
 
 CARDS = [c.name for c in list_cards()]
+
+
+# The synthetic split each protocol trains on (a method that declares protocols gets its first one's).
+PROTOCOL_SPLITS = {"gzs3": "synthetic-9-3", "weak-shot": "synthetic-ws-10-3"}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +48,8 @@ def test_method_trains_every_stage_and_predicts(setup, name):
                          split.calibration_val)
     method = IMPLEMENTATIONS.get(card.impl)(cfg, classes)
     ctx = RunContext(split=split, train_set=train, device=torch.device("cpu"), seed=0, cfg=cfg,
-                       pass_unseen_labels=method.protocol_flags()["uses_unseen_labels"])
+                       pass_unseen_labels=method.protocol_flags()["uses_unseen_labels"],
+                       image_labels=image_level_labels(split, train))
     batches = ctx.batches(seed_everything(0, 1))
     for k, stage in enumerate(method.stages()):
         method.on_stage_start(stage, ctx)

@@ -6,7 +6,8 @@ ignored), 1..150 the classes. Layouts (``dataset.layout``, default ``auto``), un
 
 * ``official``: ``images/{training,validation}/*.jpg``, ``annotations/{training,validation}/*.png``.
 * ``detectron2``: the same images with MaskFormer's ``annotations_detectron2/{training,validation}``
-  (values 0..149, 255 = other); read back into the official ids (value + 1, 255 -> 0).
+  (values 0..149, 255 = other); read back into the official ids (value + 1, 255 -> 0). SimFormer's
+  data package names the image folder ``images_detectron2``; it is read when ``images`` is absent.
 
 Train 20,210 / test (validation) 2,000 images.
 """
@@ -40,13 +41,15 @@ def build_ade20k(part: str, root, cfg: dict) -> FolderDataset:
     root = need_root("ade20k", root, "ADEChallengeData2016 with images/ and annotations/")
     check_part("ade20k", part, "validation")
     layout = check_layout("ADE20K", cfg, ("official", "detectron2"))
-    base = first_existing(*(p for p in (root, root / "ADEChallengeData2016") if (p / "images").is_dir()))
+    base = first_existing(*(p for p in (root, root / "ADEChallengeData2016")
+                            if (p / "images").is_dir() or (p / "images_detectron2").is_dir()))
     if base is None:
-        require_dir(root / "images", "ADE20K images/{training,validation}/")
+        require_dir(root / "images", "ADE20K images/{training,validation}/ (or SimFormer's images_detectron2/)")
     if layout == "auto":
         layout = "official" if (base / "annotations").is_dir() else "detectron2"
     folder = "training" if part == "train" else "validation"
-    images = require_dir(base / "images" / folder, f"ADE20K {folder} images")
+    image_root = base / "images" if (base / "images").is_dir() else base / "images_detectron2"
+    images = require_dir(image_root / folder, f"ADE20K {folder} images")
     if layout == "official":
         labels = require_dir(base / "annotations" / folder, f"ADE20K {folder} annotations")
         remap, source = None, None

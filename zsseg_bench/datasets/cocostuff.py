@@ -10,13 +10,17 @@ and the stuffthingmaps PNGs in ``annotations/{train2017,val2017}/`` (or in
 0..170, 255 unlabeled). Layout ``detectron2``, written by MaskFormer's
 ``prepare_coco_stuff_10k_sem_seg.py`` and read by SimFormer: ``images_detectron2/{train,test}/``
 and ``annotations_detectron2/{train,test}/``. Train 9,000 / test 1,000 images. The release's own
-``.mat`` annotations are not read (convert them with that script).
+``.mat`` annotations are not read (convert them with that script). SimFormer's loader
+(``register_coco_stuff_10k_splits.py``) drops seven training images; ``dataset.skip_images:
+simformer`` (the default) drops them too, leaving 8,993; ``none`` keeps all 9,000.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from zsseg_bench.catalog.schema import declare_options
-from zsseg_bench.datasets.base import register_dataset
+from zsseg_bench.datasets.base import DatasetOptions, register_dataset
 from zsseg_bench.datasets.files import (
     FolderDataset,
     check_classes,
@@ -35,6 +39,14 @@ __all__ = ["build_cocostuff", "build_cocostuff10k"]
 
 EXPECTED_164K = {"train": 118287, "test": 5000}
 EXPECTED_10K = {"train": 9000, "test": 1000}
+# The training images SimFormer's COCO-Stuff-10K loader skips (by name).
+SIMFORMER_SKIPPED = ("COCO_train2014_000000016680", "COCO_train2014_000000230639", "COCO_train2014_000000382127",
+                     "COCO_train2014_000000429995", "COCO_train2014_000000314646", "COCO_train2014_000000003518",
+                     "COCO_train2014_000000058075")
+
+
+class _COCOStuff10kBase(DatasetOptions):
+    skip_images: Literal["simformer", "none"] = "simformer"
 
 
 @register_dataset("cocostuff", default_split="cocostuff-167-15", marker="^", expected=EXPECTED_164K)
@@ -59,7 +71,7 @@ def build_cocostuff(part: str, root, cfg: dict) -> FolderDataset:
 
 
 @register_dataset("cocostuff10k", default_split="cocostuff10k-ws-s1", expected=EXPECTED_10K)
-@declare_options(layout_options("detectron2", name="COCOStuff10kOptions"))
+@declare_options(layout_options("detectron2", name="COCOStuff10kOptions", base=_COCOStuff10kBase))
 def build_cocostuff10k(part: str, root, cfg: dict) -> FolderDataset:
     classes = check_classes("cocostuff10k", cfg, ("cocostuff171",))
     root = need_root("cocostuff10k", root, "MaskFormer's coco_stuff_10k folder with images_detectron2/")
@@ -73,6 +85,10 @@ def build_cocostuff10k(part: str, root, cfg: dict) -> FolderDataset:
         require_dir(root / "images_detectron2", "COCO-Stuff-10k images_detectron2/{train,test}/")
     images = require_dir(base / "images_detectron2" / part, f"COCO-Stuff-10k {part} images")
     labels = require_dir(base / "annotations_detectron2" / part, f"COCO-Stuff-10k {part} label PNGs")
-    return FolderDataset(name="cocostuff10k", part=part, root=base, layout="detectron2",
-                         samples=pair_folders(images, labels, prefix=f"{part}/"), class_list=classes,
-                         expected_size=EXPECTED_10K[part])
+    samples = pair_folders(images, labels, prefix=f"{part}/")
+    expected = EXPECTED_10K[part]
+    if cfg["skip_images"] == "simformer" and part == "train":
+        samples = [s for s in samples if s.image.stem not in SIMFORMER_SKIPPED]
+        expected -= len(SIMFORMER_SKIPPED)
+    return FolderDataset(name="cocostuff10k", part=part, root=base, layout="detectron2", samples=samples,
+                         class_list=classes, expected_size=expected)

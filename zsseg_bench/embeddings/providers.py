@@ -364,3 +364,11 @@ def minilm(split, dataset, cfg: dict) -> np.ndarray:
     out = np.full((max(split.classes.ids) + 1, vectors.shape[1]), np.nan, dtype=np.float32)
     out[list(split.classes.ids)] = vectors
     return out
+
+
+@EMBEDDINGS.register("none")
+@declare_options(EmbeddingOptions)
+def no_embeddings(split, dataset, cfg: dict) -> np.ndarray:
+    """One-hot rows: for methods that use no class vectors (MaskFormer, SimFormer: novel classes come
+    from image-level labels, not from a semantic space)."""
+    return np.eye(max(split.classes.ids) + 1, dtype=np.float32)

@@ -48,6 +48,7 @@ class TrainBatches:
 
     def __next__(self) -> dict:
         batch = self.ctx.to_device(next(self.stream), self.lut, self.ctx.pass_unseen_labels)
+        batch = self.ctx.with_image_labels(batch)
         return self.ctx.augment(batch, self.gen, global_batch=self.stream.batch_size,
                                 offset=self.stream.rank * self.stream.local)
 
@@ -76,6 +77,9 @@ class RunContext:
     train_indices: np.ndarray | None = None  # after the split's training policy (and without the held-out ones)
     heldout_indices: np.ndarray | None = None  # training images kept out of training (engine.heldout_images)
     pass_unseen_labels: bool = False  # only for methods flagged uses_unseen_labels
+    # Weak-shot splits: bool [N_train, K] class presence per training image (datasets/weak_shot.py);
+    # training batches carry its novel columns as `novel_present`, the only novel-class information.
+    image_labels: np.ndarray | None = None
     val_set: torch.utils.data.Dataset | None = None  # the benchmark's val part, for diagnostic probes only
     current_stage: str = ""  # the stage being trained (its label), set by run_stage
 
@@ -123,6 +127,21 @@ class RunContext:
         if with_eval_labels:
             out["label_all"] = self.eval_lut[raw]
         return out
+
+    def with_image_labels(self, batch: dict) -> dict:
+        """Add `novel_present` (bool [B, U]) to a training batch of a weak-shot split."""
+        if self.image_labels is not None:
+            rows = self.image_labels[batch["index"].numpy()][:, self.split.unseen_mask]
+            batch["novel_present"] = torch.from_numpy(rows).to(self.device)
+        return batch
+
+    def train_items(self, indices: Sequence[int]) -> dict:
+        """Training images `indices` as one batch on the device, through the training data path (the
+        training transform, the training label table and, for weak-shot splits, `novel_present`)."""
+        items = [self.train_set[int(i)] for i in indices]
+        if self.train_transform is not None:
+            items = [self.train_transform(it) for it in items]
+        return self.with_image_labels(self.to_device(collate(items), self.train_lut, self.pass_unseen_labels))
 
     def augment(self, batch: dict, gen: torch.Generator, global_batch: int | None = None, offset: int = 0) -> dict:
         """Batch-level augmentation on the device (random horizontal flip per image).

@@ -179,9 +179,9 @@ class Method(nn.Module):
     # Protocol flags, copied into every run record and table.
     uses_unseen_labels: ClassVar[bool] = False
     transductive: ClassVar[bool] = False
-    # The split protocols (catalog/splits.py TASK_PROTOCOLS) the method answers; None: any but
+    # The split protocols (catalog/splits.py TASK_PROTOCOLS) the method answers; empty: any but
     # fss-zeroshot, whose binary episodes need an episodic head (methods/sazs).
-    task_protocols: ClassVar[tuple[str, ...] | None] = None
+    task_protocols: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: dict, classes: ClassSpace):
         super().__init__()

@@ -19,6 +19,7 @@ from tabulate import tabulate
 from zsseg_bench.catalog.published import lookup
 from zsseg_bench.datasets import record_data_label
 from zsseg_bench.metrics.episodic import is_episodic_record
+from zsseg_bench.metrics.protocols import flag_label, metric_label
 from zsseg_bench.metrics.scores import METRIC_NAMES
 from zsseg_bench.report.numbers import (
     DECIMALS,
@@ -66,11 +67,12 @@ def runs_frame(paths) -> pd.DataFrame:
                "seed": rec["seed"], "world": world_of(rec), "run_id": rec["run_id"], "path": str(path),
                "commit": ((rec.get("environment") or {}).get("git") or {}).get("commit"), "start": rec.get("start"),
                "uses_unseen_labels": rec.get("protocol_flags", {}).get("uses_unseen_labels", False),
-               "transductive": rec.get("protocol_flags", {}).get("transductive", False)}
+               "transductive": rec.get("protocol_flags", {}).get("transductive", False),
+               "protocol": rec["split"].get("protocol", "gzs3")}
         row.update({m: rec["metrics"].get(m, np.nan) for m in METRIC_NAMES})
         rows.append(row)
     frame = pd.DataFrame(rows, columns=[*KEYS, "seed", "world", "run_id", "path", "commit", "start",
-                                        "uses_unseen_labels", "transductive", *METRIC_NAMES])
+                                        "uses_unseen_labels", "transductive", "protocol", *METRIC_NAMES])
     frame.attrs["died"] = died
     return frame
 
@@ -83,8 +85,9 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     mean = grouped[list(METRIC_NAMES)].mean()
     std = grouped[list(METRIC_NAMES)].std(ddof=1).fillna(0.0).add_suffix(" std")
     flags = grouped[["uses_unseen_labels", "transductive"]].any()
+    protocol = grouped["protocol"].first()
     seeds = grouped["seed"].agg(lambda s: ",".join(str(x) for x in sorted(s))).rename("seeds")
-    out = pd.concat([seeds, flags, mean, std], axis=1).reset_index()
+    out = pd.concat([seeds, flags, protocol, mean, std], axis=1).reset_index()
     out = out.sort_values(by=["dataset", "split", "method"], key=lambda col: col.map(method_sort_key)
                           if col.name == "method" else col, kind="stable")
     return out.reset_index(drop=True)
@@ -115,6 +118,14 @@ def add_published(summary: pd.DataFrame, source: str | None = None, against: tup
     return out
 
 
+def _metric_labels(summary: pd.DataFrame):
+    """Metric -> column title: the protocol's names when every row has the same protocol (weak-shot:
+    all / base / novel mIoU, hIoU derived; metrics/protocols.py), else the metric names."""
+    protocols = set(summary["protocol"]) if "protocol" in summary and len(summary) else set()
+    protocol = protocols.pop() if len(protocols) == 1 else None
+    return lambda metric: metric_label(protocol, metric)
+
+
 def format_summary(summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = DECIMALS, percent: bool = False
                    ) -> pd.DataFrame:
     """Strings for display: 'mean ± std' when several seeds, published values and deltas, every
@@ -126,10 +137,11 @@ def format_summary(summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = 
     shown_keys = [k for k in KEYS if k != "data" or (k in summary and summary[k].astype(bool).any())]
     cols = {**{k: summary[k] for k in shown_keys}, "seeds": summary["seeds"]}
     flags = []
+    label = _metric_labels(summary)
     for _, row in summary.iterrows():
         f = []
         if row.get("uses_unseen_labels"):
-            f.append("unseen-labels")
+            f.append(flag_label(row.get("protocol"), "unseen-labels"))
         if row.get("transductive"):
             f.append("transductive")
         flags.append(",".join(f))
@@ -137,8 +149,8 @@ def format_summary(summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = 
         cols["flags"] = flags
     multi = summary["seeds"].str.contains(",")
     for m in metrics:
-        cols[m] = [fmt(v) + (f" ± {fmt(s)}" if many else "") for v, s, many in
-                   zip(summary[m], summary[f"{m} std"], multi)]
+        cols[label(m)] = [fmt(v) + (f" ± {fmt(s)}" if many else "") for v, s, many in
+                          zip(summary[m], summary[f"{m} std"], multi)]
         if f"{m} pub" in summary and summary[f"{m} pub"].notna().any():
             cols[f"{m} pub"] = [fmt(v) for v in summary[f"{m} pub"]]
             cols[f"Δ {m}"] = [fmt(v, signed=True) for v in summary[f"Δ {m}"]]
@@ -207,8 +219,10 @@ def print_comparison(console, summary: pd.DataFrame, metrics=METRIC_NAMES, decim
     title += (f"  (seeds {'; '.join(dict.fromkeys(summary['seeds']))}; {'percent' if percent else 'fractions'}, "
               f"mean ± std over seeds)")
 
+    label = _metric_labels(summary)
+
     def columns(names):
-        return [c for m in names for c in (m, f"{m} pub", f"Δ {m}") if c in shown]
+        return [c for m in names for c in (label(m), f"{m} pub", f"Δ {m}") if c in shown]
 
     key = [m for m in KEY_METRICS if m in metrics]
     rest = [m for m in metrics if m not in KEY_METRICS]

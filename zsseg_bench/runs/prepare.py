@@ -30,6 +30,7 @@ from zsseg_bench.catalog.splits import Split, load_split
 from zsseg_bench.catalog.validate import validate_config
 from zsseg_bench.datasets import DATASETS, build_dataset, dataset_info, default_split, record_options, recorded_options
 from zsseg_bench.datasets.presence import class_presence
+from zsseg_bench.datasets.weak_shot import image_level_labels
 from zsseg_bench.embeddings.base import split_embeddings
 from zsseg_bench.engine.context import RunContext, check_data_config
 from zsseg_bench.engine.distributed import broadcast_module
@@ -89,6 +90,7 @@ class PreparedRun:
     train_indices: np.ndarray | None = None  # training images after the split's policy
     heldout_indices: np.ndarray | None = None  # engine.heldout_images of them, kept out of training
     init_report: dict | None = None  # what --init / backbone.init loaded
+    image_labels: np.ndarray | None = None  # weak-shot splits: class presence per training image
 
     def context(self, **kwargs) -> RunContext:
         """The run context for this run; kwargs: reporter, log_path, run_id."""
@@ -97,7 +99,7 @@ class PreparedRun:
                           heldout_indices=self.heldout_indices,
                           pass_unseen_labels=bool(self.flags.get("uses_unseen_labels", False)),
                           val_set=self.data.val if self.data is not None and self.cfg["diagnostics"] else None,
-                          **kwargs)
+                          image_labels=self.image_labels, **kwargs)
 
 
 def prepare_run(req: RunRequest, *, data: bool = True, training: bool = True, build: bool = True,
@@ -133,6 +135,7 @@ def prepare_run(req: RunRequest, *, data: bool = True, training: bool = True, bu
     if training:
         prepared.train_indices, prepared.heldout_indices = hold_out(train_indices(split, run_data.train),
                                                                    options.heldout_images, req.seed)
+        prepared.image_labels = image_level_labels(split, run_data.train)
     if build:
         _build(prepared, implementation, req.resume)
     return prepared
@@ -146,8 +149,8 @@ def resolved_config(req: RunRequest) -> dict:
 
 def _check_protocol(card: Card, impl, split: Split) -> None:
     """The method answers the split's task protocol (an episodic split needs an episodic method)."""
-    answers = getattr(impl, "task_protocols", None)
-    if (answers is None and split.task_protocol != "fss-zeroshot") or (answers and split.task_protocol in answers):
+    answers = impl.task_protocols
+    if (not answers and split.task_protocol != "fss-zeroshot") or split.task_protocol in answers:
         return
     wanted = f"a split with protocol {' or '.join(answers)}" if answers else "a gzs3 split"
     raise ZsbenchError(f"method {card.name!r} answers {wanted}; split {split.name!r} has protocol "
