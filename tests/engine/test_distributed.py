@@ -21,7 +21,7 @@ from zsseg_bench.engine.evaluate import evaluate_confusion
 from zsseg_bench.methods import IMPLEMENTATIONS
 from zsseg_bench.runs.prepare import class_space
 
-CFG = card_config("spnet", backbone={"width": 8}, train={"iterations": 4, "lr": 0.01}, data={"batch_size": 4},
+CFG = card_config("spnet", backbone={"width": 8, "init": None}, train={"iterations": 4, "lr": 0.01}, data={"batch_size": 4},
                   eval={"batch_size": 3})
 
 

@@ -22,7 +22,7 @@ CARDS = [c.name for c in list_cards()]
 
 
 # The synthetic split each protocol trains on (a method that declares protocols gets its first one's).
-PROTOCOL_SPLITS = {"gzs3": "synthetic-9-3", "weak-shot": "synthetic-ws-10-3"}
+PROTOCOL_SPLITS = {"gzs3": "synthetic-9-3", "weak-shot": "synthetic-ws-10-3", "fss-zeroshot": "synthetic-5i-f0"}
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +32,9 @@ def setup():
 
 
 def _split_for(card):
-    """The synthetic split of the card's task protocol (episodic methods: the fss-zeroshot fold 0)."""
-    answers = IMPLEMENTATIONS.get(card.impl).task_protocols or ("gzs3",)
-    return load_split("synthetic-5i-f0" if "fss-zeroshot" in answers else "synthetic-9-3")
+    """The synthetic split of the card's first task protocol (episodic methods: the fss-zeroshot fold 0)."""
+    protocols = IMPLEMENTATIONS.get(card.impl).task_protocols or ("gzs3",)
+    return load_split(PROTOCOL_SPLITS[protocols[0]])
 
 
 @pytest.mark.parametrize("name", CARDS)

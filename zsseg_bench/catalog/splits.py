@@ -29,6 +29,7 @@ __all__ = [
     "Split",
     "ClassList",
     "load_split",
+    "load_recorded_split",
     "load_class_list",
     "list_splits",
     "split_paths",
@@ -204,6 +205,18 @@ def load_split(name_or_path: str | Path, base: Path | None = None) -> Split:
                                f"run 'zsbench ls splits' to see them")
         path = matches[0]
     return _parse(path, base)
+
+
+def load_recorded_split(info: dict) -> Split:
+    """The split a run record names (its `split` section): by name from the catalogue, else from the
+    split file it records (a split file outside splits/, given to `zsbench run --split FILE`)."""
+    try:
+        return load_split(info["name"])
+    except ZsbenchError:
+        recorded = info.get("file")
+        if isinstance(recorded, str) and Path(recorded).is_file():
+            return load_split(recorded)
+        raise
 
 
 def _fail(path: Path, fieldname: str, problem: str) -> ZsbenchError:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from zsseg_bench.datasets.presence import class_presence
-from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["image_level_labels"]
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from zsseg_bench.catalog.cards import Card, list_cards
-from zsseg_bench.catalog.splits import Split, load_split
+from zsseg_bench.catalog.splits import Split, load_recorded_split
 from zsseg_bench.catalog.yamlio import YAMLError, load_yaml
 from zsseg_bench.engine.checkpoint_format import save_checkpoint
 from zsseg_bench.engine.context import RunContext
@@ -197,7 +197,7 @@ def initial_run_info(req, card: Card, split: Split, *, run_name: str, seed: int,
                     "n_train": len(data.train), "n_train_used": n_train_used, "n_test": len(data.test),
                     "options": data.options},
         "split": {"name": split.name, "version": split.version, "sha256": split.sha256,
-                  "classes": split.classes.name, "train_policy": split.train_policy, "background": split.background,
+                  "file": str(split.path.resolve()), "classes": split.classes.name, "train_policy": split.train_policy, "background": split.background,
                   "protocol": split.task_protocol},
         "seed": seed, "overrides": list(req.overrides),
         "environment": {**environment(str(device)), "device_requested": getattr(req, "device", None)},
@@ -230,7 +230,7 @@ def resume_request(run_dir: Path, device: str | None = None, data_root: str | No
     except (OSError, YAMLError):
         raise ZsbenchError(f"{run_dir / 'config.yaml'}: missing or unreadable; cannot resume without the run's "
                            f"config") from None
-    split = load_split(info["split"]["name"])
+    split = load_recorded_split(info["split"])
     if split.sha256 != info["split"]["sha256"]:
         raise ZsbenchError(f"--resume {run_dir}: split {split.name} changed since the run started (sha256 "
                            f"{info['split']['sha256'][:12]} then, {split.sha256[:12]} now)")

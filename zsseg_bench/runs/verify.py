@@ -64,7 +64,7 @@ def _check_fields(rec: dict, run_json: Path) -> None:
 
 
 def _split_of(rec: dict, run_json: Path):
-    from zsseg_bench.catalog.splits import load_split
+    from zsseg_bench.catalog.splits import load_recorded_split
 
     info = rec.get("split") if isinstance(rec.get("split"), dict) else {}
     name, recorded = info.get("name"), info.get("sha256")
@@ -72,7 +72,7 @@ def _split_of(rec: dict, run_json: Path):
         raise ZsbenchError(f"{run_json}: no split name and sha256 recorded; its metrics cannot be verified, so "
                            f"it is not used (rerun it)")
     try:
-        split = load_split(name)
+        split = load_recorded_split(info)
     except ZsbenchError as exc:
         raise ZsbenchError(f"{run_json}: split {name!r} cannot be loaded to verify the record ({exc})") from None
     if split.sha256 != recorded:
