@@ -95,8 +95,9 @@ def _train(methods, dataset, split, seeds, device, out, data_root, overrides, in
                                                   out, reporter, recorded, init=init)
         except KeyboardInterrupt as exc:
             how, code = ("terminated (SIGTERM)", 143) if isinstance(exc, Terminated) else ("interrupted (Ctrl-C)", 130)
-            raise ZsbenchError(f"{how}; the current run is marked 'interrupted' in its run.json; continue it with "
-                               f"zsbench run --resume RUN_DIR", exit_code=code) from None
+            # A stop during preparation (e.g. the shared initialisation's pretraining) leaves no run folder.
+            raise ZsbenchError(f"{how}; a run that had started is marked 'interrupted' in its run.json; continue it "
+                               f"with zsbench run --resume RUN_DIR", exit_code=code) from None
     return (batch, paths) if main else None
 
 
