@@ -98,7 +98,7 @@ class PreparedRun:
                           device=self.device, seed=self.seed, cfg=self.cfg, train_indices=self.train_indices,
                           heldout_indices=self.heldout_indices,
                           pass_unseen_labels=bool(self.flags.get("uses_unseen_labels", False)),
-                          val_set=self.data.val if self.data is not None and self.cfg["diagnostics"] else None,
+                          val_set=self.data.val if self.data is not None else None,  # built only with diagnostics on
                           image_labels=self.image_labels, **kwargs)
 
 
