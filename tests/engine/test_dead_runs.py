@@ -63,9 +63,11 @@ def test_sigterm_interrupts_and_resume_completes(tmp_path):
 @pytest.mark.slow
 def test_sigkill_leaves_a_run_listed_as_died(tmp_path):
     proc, run = _start(tmp_path / "runs", iterations=400)
-    (run / "ckpt" / ".last.pt.tmp").write_bytes(b"half")  # as a kill during a checkpoint write leaves
     proc.kill()
     proc.communicate(timeout=60)
+    # As a kill during a checkpoint write leaves; written after the kill, since the live run writes
+    # its checkpoints through this same temporary name (writing it earlier raced with the run).
+    (run / "ckpt" / ".last.pt.tmp").write_bytes(b"half")
     assert _status(run) == "running"
     table = runner.invoke(app, ["table", str(run.parent)])
     assert "died" in table.output and "is gone" in table.output, table.output
