@@ -44,3 +44,14 @@ def test_trials_run_on_val_and_the_table_marks_the_best(tmp_path):
     records = sorted((tmp_path / "out" / "spnet").glob("trial*/*/*/run.json"))
     assert len(records) == 2
     assert all(json.loads(r.read_text())["dataset"]["options"]["eval_part"] == "val" for r in records)
+
+
+def test_a_trial_with_a_dead_mechanism_is_chosen_only_when_every_trial_has_one():
+    from zsseg_bench.runs.trials import chosen
+    rows = [{"method": "m", "trial": 0, "hIoU": 0.5, "warnings": 1},
+            {"method": "m", "trial": 1, "hIoU": 0.3, "warnings": 0},
+            {"method": "n", "trial": 0, "hIoU": 0.2, "warnings": 2},
+            {"method": "n", "trial": 1, "hIoU": 0.4, "warnings": 1},
+            {"method": "k", "trial": 0, "hIoU": float("nan"), "warnings": 0},
+            {"method": "k", "trial": 1, "hIoU": 0.1, "warnings": 0}]
+    assert chosen(rows) == {"m": 1, "n": 1, "k": 1}

@@ -3,8 +3,10 @@
 A trials file lists, per method, the settings to try (each a list of `--set` overrides; `[]` is
 the card as it stands). `run_trials` runs every (method, trial, seed) scored on the benchmark's
 `val` part (`dataset.eval_part=val`, which it sets itself) and writes the trials table: the val
-scores of each trial and, per method, the trial with the best mean val hIoU (ties: the first
-listed, i.e. the card's own when it is listed first). It never scores the test part, and it
+scores of each trial, its dead-mechanism warnings (runs/diagnostics.py) and, per method, the chosen
+trial: the best mean val hIoU among the trials with no warning, or among all when every trial has
+one (a setting whose mechanism is dead is not the method the card names; ties: the first listed,
+i.e. the card's own when it is listed first). It never scores the test part, and it
 refuses a file whose methods have different numbers of trials, whose trials touch the data
 (`dataset.*`), or which sets the scored part or world other than through `world`. `common`
 overrides apply to every trial (e.g. smaller settings in tests).
@@ -32,6 +34,7 @@ from yaml import YAMLError
 
 from zsseg_bench.catalog.yamlio import load_yaml
 from zsseg_bench.errors import ZsbenchError
+from zsseg_bench.runs.diagnostics import dead_mechanisms
 
 __all__ = ["TrialPlan", "load_trials", "run_trials", "SCORES"]
 
@@ -97,20 +100,23 @@ def run_trials(plan: TrialPlan, out: Path, reporter=None, command: str = "") -> 
             _, paths = run_comparison([method], seeds=list(plan.seeds), overrides=plan.common + data + overrides,
                                       out=out / method / f"trial{i}", reporter=reporter, command=command)
             scores = [json.loads((p / "metrics.json").read_text()) for p in paths]
+            warnings = [w for p in paths for w in dead_mechanisms(json.loads((p / "run.json").read_text())
+                                                                 .get("method_facts"))]
             rows.append({"method": method, "trial": i, "overrides": " ".join(overrides) or "(card)",
                          **{k: float(np.mean([s[k] for s in scores])) for k in SCORES},
-                         "runs": " ".join(str(p) for p in paths)})
+                         "warnings": len(warnings), "runs": " ".join(str(p) for p in paths)})
     return write_table(rows, out, plan)
 
 
 def chosen(rows: list[dict]) -> dict[str, int]:
-    """method -> the trial with the best mean val hIoU (the first listed on a tie; NaN counts as worst)."""
-    best: dict[str, tuple[float, int]] = {}
+    """method -> its trial with the best mean val hIoU among those without a dead-mechanism warning
+    (among all when every trial has one; the first listed on a tie; NaN counts as worst)."""
+    best: dict[str, tuple[bool, float, int]] = {}
     for r in rows:
-        value = r["hIoU"] if r["hIoU"] == r["hIoU"] else -1.0
-        if r["method"] not in best or value > best[r["method"]][0]:
-            best[r["method"]] = (value, r["trial"])
-    return {m: t for m, (_, t) in best.items()}
+        key = (r.get("warnings", 0) == 0, r["hIoU"] if r["hIoU"] == r["hIoU"] else -1.0)
+        if r["method"] not in best or key > best[r["method"]][:2]:
+            best[r["method"]] = (*key, r["trial"])
+    return {m: t for m, (_, _, t) in best.items()}
 
 
 def write_table(rows: list[dict], out: Path, plan: TrialPlan) -> Path:
@@ -122,11 +128,13 @@ def write_table(rows: list[dict], out: Path, plan: TrialPlan) -> Path:
         for r in rows:
             writer.writerow({**r, "chosen": picks[r["method"]] == r["trial"]})
     lines = [f"# Trials on val (world {plan.world}, seeds {', '.join(map(str, plan.seeds))}; {plan.path.name})", "",
-             "Scored on the benchmark's val part only; the chosen trial (best mean val hIoU) is marked.", "",
-             "| method | trial | overrides | " + " | ".join(f"val {k}" for k in SCORES) + " | chosen |",
-             "| --- | --- | --- | " + " | ".join("---" for _ in SCORES) + " | --- |"]
+             "Scored on the benchmark's val part only. Chosen (marked): the best mean val hIoU among the trials "
+             "without a dead-mechanism warning, or among all when every trial has one.", "",
+             "| method | trial | overrides | " + " | ".join(f"val {k}" for k in SCORES) + " | warnings | chosen |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in SCORES) + " | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['method']} | {r['trial']} | `{r['overrides']}` | "
-                     + " | ".join(f"{r[k]:.4f}" for k in SCORES) + f" | {'yes' if picks[r['method']] == r['trial'] else ''} |")
+                     + " | ".join(f"{r[k]:.4f}" for k in SCORES)
+                     + f" | {r['warnings']} | {'yes' if picks[r['method']] == r['trial'] else ''} |")
     (out / "trials.md").write_text("\n".join(lines) + "\n")
     return out / "trials.md"
