@@ -107,17 +107,22 @@ def run_trials(plan: TrialPlan, out: Path, reporter=None, command: str = "") -> 
             _, paths = run_comparison([method], seeds=list(plan.seeds), overrides=plan.common + data + overrides,
                                       out=out / method / f"trial{i}", reporter=reporter, command=command)
             scores = [json.loads((p / "metrics.json").read_text()) for p in paths]
-            warnings = [w for p in paths for w in dead_mechanisms(json.loads((p / "run.json").read_text())
-                                                                 .get("method_facts"))]
             rows.append({"method": method, "trial": i, "overrides": " ".join(overrides) or "(card)",
                          **{k: float(np.mean([s[k] for s in scores])) for k in SCORES},
-                         "warnings": len(warnings), "runs": " ".join(str(p) for p in paths),
+                         "warnings": _warnings(paths), "runs": " ".join(str(p) for p in paths),
                          "file": plan.path.name})
     return write_table(rows, out, plan)
 
 
+def _warnings(paths) -> int:
+    """Dead-mechanism warnings of the runs at `paths`, by the current rules (runs/diagnostics.py)."""
+    return sum(len(dead_mechanisms(json.loads((Path(p) / "run.json").read_text()).get("method_facts")))
+               for p in paths)
+
+
 def _earlier_rows(out: Path) -> list[dict]:
-    """The rows of an earlier round's trials.csv in `out` (none when there is none)."""
+    """The rows of an earlier round's trials.csv in `out` (none when there is none); their warnings
+    are counted again from the run records, so that every round is judged by the same rules."""
     path = out / "trials.csv"
     if not path.exists():
         return []
@@ -125,7 +130,7 @@ def _earlier_rows(out: Path) -> list[dict]:
         rows = list(csv.DictReader(fh))
     for r in rows:
         r.pop("chosen", None)
-        r["trial"], r["warnings"] = int(r["trial"]), int(r.get("warnings") or 0)
+        r["trial"], r["warnings"] = int(r["trial"]), _warnings(r["runs"].split())
         r["file"] = r.get("file") or "an earlier round"
         r.update({k: float(r[k]) for k in SCORES})
     return rows
