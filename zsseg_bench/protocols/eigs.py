@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from zsseg_bench.errors import ZsbenchError
+
 __all__ = ["rbf_affinity", "laplacian_eigenvectors", "eigen_masks", "colour_position_features",
            "masks_from_images", "DENSE_MAX"]
 
@@ -40,6 +42,9 @@ def laplacian_eigenvectors(affinity: torch.Tensor, k: int = 5, dense_max: int = 
     inv_sqrt = affinity.sum(-1).clamp_min(1e-8).rsqrt()
     a = inv_sqrt.unsqueeze(-1) * affinity * inv_sqrt.unsqueeze(-2)
     n = a.shape[-1]
+    if n < k + 1:
+        raise ZsbenchError(f"a graph of {n} feature cells has fewer than k + 1 = {k + 1} eigenvectors; use a larger "
+                           f"image, a smaller feature stride or patch, or a smaller k")
     if n <= dense_max:
         _, vecs = torch.linalg.eigh(a.double())  # ascending; the largest of A are the smallest of L
         u = vecs[..., -(k + 1):-1].flip(-1).float()
