@@ -1,8 +1,8 @@
 """Laplacian eigen-masks (SAZS's test-time shape candidates), from label-free pixel features.
 
-Per image: label-free features on a grid give an affinity W (here a Gaussian kernel over
-colour and position; SAZS's masks are thought to come from Deep Spectral Methods' clipped cosine
-of DINO features, which is not implemented). The normalised Laplacian's smallest non-trivial
+Per image: label-free features on a grid give an affinity W: a Gaussian kernel over colour and
+position (the synthetic world, below), or Deep Spectral Methods' clipped cosine of a DINO ViT's
+last-layer keys (real images, dino.py; SAZS's masks are thought to come from that recipe). The normalised Laplacian's smallest non-trivial
 eigenvectors (generalised problem (D - W) v = λ D v, solved as the largest eigenvectors of
 D^-1/2 W D^-1/2) are taken, K = 5 of them. Each vector is binarised at 0 with its sign chosen
 so that the smaller side is the foreground, then resized (nearest) to the label's resolution.
@@ -12,8 +12,8 @@ stride 4 has 256), `torch.lobpcg` per image above that (a 512x512 image at featu
 has 4,096 nodes). No label is read anywhere in this module.
 
 Features (`colour_position_features`): per-cell mean colour, standardised per image, and the
-cell's position, on a stride grid. On real data these are the only computed masks; the released
-PNGs are read instead where the user has them (eigsource.py).
+cell's position, on a stride grid. On real data the released PNGs are read instead where the user
+has them (eigsource.py).
 """
 
 from __future__ import annotations
