@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers.bad_inputs import Payload
 from zsseg_bench.catalog.splits import load_split
 from zsseg_bench.embeddings.base import split_embeddings
 from zsseg_bench.embeddings.clip import check_text_tower, import_open_clip, text_tower_shapes
@@ -96,3 +97,10 @@ def test_open_clip_encodes_the_prompts_from_the_users_file(tmp_path):
     np.testing.assert_allclose(_clip(tmp_path / "clip.safetensors"), expected, rtol=1e-4, atol=1e-5)
     gelu = _clip(tmp_path / "clip.pt", model="ViT-B-32")  # the other activation: same file, different vectors
     assert not np.allclose(gelu, expected, atol=1e-3)
+
+
+def test_a_weights_file_that_would_run_code_is_refused_without_running_it(tmp_path):
+    torch.save({"token_embedding.weight": Payload(tmp_path / "marker")}, tmp_path / "evil.pt")
+    with pytest.raises(ZsbenchError, match="evil.pt: refused: loading this CLIP weights file would run Python code"):
+        _clip(tmp_path / "evil.pt")
+    assert not (tmp_path / "marker").exists()

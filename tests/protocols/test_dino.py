@@ -7,6 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests.helpers.bad_inputs import Payload
 from tests.helpers.datasets import make_voc_devkit
 from zsseg_bench.cli import app
 from zsseg_bench.errors import ZsbenchError
@@ -94,3 +95,10 @@ def test_dino_needs_weights_and_missing_files_are_named(tmp_path):
     assert result.exit_code == 2 and "--features dino needs --weights PATH" in result.output
     with pytest.raises(ZsbenchError, match="absent.pth: no such file"):
         load_dino(str(tmp_path / "absent.pth"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path):
+    torch.save({"cls_token": Payload(tmp_path / "marker")}, tmp_path / "evil.pth")
+    with pytest.raises(ZsbenchError, match="evil.pth: refused: loading this --weights file would run Python code"):
+        load_dino(str(tmp_path / "evil.pth"))
+    assert not (tmp_path / "marker").exists()
