@@ -109,7 +109,7 @@ class ViT(nn.Module):
         pos = state["pos_embed"]
         if pos.shape != self.pos_embed.shape:
             raise ZsbenchError(f"{where}: pos_embed {tuple(pos.shape)}, expected {tuple(self.pos_embed.shape)} "
-                               f"(set the grid)")
+                               f"(set backbone.grid)")
         self.load_state_dict({**self.state_dict(), **{k: state[k] for k in mine}})
         return {"loaded": len(mine)}
 
