@@ -12,7 +12,7 @@ softmax(class)[c] x sigmoid(mask), no-object dropped.
 
 Backbones: any registered harness backbone. One with `pyramid(x)` (the ResNet-50 here) gives
 several levels; any other gives its single feature map, which is then both the mask-feature
-level and the transformer's input.
+level and, average-pooled by `model.memory_pool`, the transformer's input.
 """
 
 from __future__ import annotations
