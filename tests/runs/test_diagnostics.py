@@ -20,7 +20,8 @@ from zsseg_bench.runs.train import RunRequest, run_one
 runner = CliRunner()
 
 LIVE = {"diagnostics": {"context": [{"after": "step1", "kld": 0.05, "zero_share": 0.4, "mu_abs": 0.2, "logvar": 0.1}],
-                        "generated_features": [{"after": "mixed", "unseen_mean": 0.4, "chance": 0.083, "part": "val"}]},
+                        "generated_features": [{"after": "mixed", "unseen_mean": 0.4, "chance": 0.083, "part": "val"}],
+                        "val_trajectory": [{"label": "mixed", "iteration": 120, "seen_miou": 0.5, "unseen_miou": 0.2}]},
         "self_training": {"pseudo_label_check": {"background_share": 0.3, "pixels": 1000}}}
 
 
@@ -44,6 +45,7 @@ def test_live_mechanisms_raise_no_warning():
     ("diagnostics.context.0.kld", 6e-6, "KL 6e-06 (limit 0.0001)"),
     ("diagnostics.generated_features.0.unseen_mean", 0.05, "mean own-class share 0.050 below chance 0.083"),
     ("self_training.pseudo_label_check.background_share", 0.94, "94.0 % of 1000 pseudo-labelled pixels"),
+    ("diagnostics.val_trajectory.0.unseen_miou", 0.0, "no unseen class learnt by the end of mixed: val U-mIoU 0.000"),
 ])
 def test_each_rule_fires_past_its_threshold(path, value, says):
     (line,) = dead_mechanisms(_facts(**{path: value}))

@@ -74,5 +74,21 @@ def test_a_trial_with_a_dead_mechanism_is_chosen_only_when_every_trial_has_one()
             {"method": "n", "trial": 0, "hIoU": 0.2, "warnings": 2},
             {"method": "n", "trial": 1, "hIoU": 0.4, "warnings": 1},
             {"method": "k", "trial": 0, "hIoU": float("nan"), "warnings": 0},
-            {"method": "k", "trial": 1, "hIoU": 0.1, "warnings": 0}]
-    assert chosen(rows) == {"m": 1, "n": 1, "k": 1}
+            {"method": "k", "trial": 1, "hIoU": 0.1, "warnings": 0},
+            {"method": "j", "trial": 0, "hIoU": 0.0, "warnings": 2},
+            {"method": "j", "trial": 1, "hIoU": 0.0, "warnings": 1}]
+    assert chosen(rows) == {"m": 1, "n": 1, "k": 1, "j": 1}
+
+
+def test_a_further_round_continues_the_numbering_and_keeps_the_counts_equal(tmp_path):
+    from zsseg_bench.runs.trials import _check_round_counts, _earlier_rows, write_table
+    first = load_trials(_write(tmp_path, "trials: {spnet: [[], [train.lr=0.005]], zs3net: [[], []]}"))
+    rows = [{"method": m, "trial": i, "overrides": "(card)", "hIoU": 0.1 * i, "S-mIoU": 0.5, "U-mIoU": 0.1,
+             "warnings": 0, "runs": "", "file": "round1.yaml"} for m in ("spnet", "zs3net") for i in range(2)]
+    write_table(rows, tmp_path / "out", first)
+    earlier = _earlier_rows(tmp_path / "out")
+    assert [(r["method"], r["trial"], r["hIoU"]) for r in earlier][:2] == [("spnet", 0, 0.0), ("spnet", 1, 0.1)]
+    uneven = load_trials(_write(tmp_path, "trials: {spnet: [[train.lr=0.0025]]}"))
+    with pytest.raises(ZsbenchError, match="same number of trials in all; it would have spnet 3, zs3net 2"):
+        _check_round_counts(uneven, earlier)
+    _check_round_counts(load_trials(_write(tmp_path, "trials: {spnet: [[]], zs3net: [[]]}")), earlier)

@@ -82,6 +82,7 @@ class RunContext:
     image_labels: np.ndarray | None = None
     val_set: torch.utils.data.Dataset | None = None  # the benchmark's val part, for diagnostic probes only
     current_stage: str = ""  # the stage being trained (its label), set by run_stage
+    options: EngineOptions | None = None  # the engine section, parsed once; from cfg when not given
 
     def __post_init__(self):
         size = max(256, self.split.ignore_index + 1)
@@ -98,7 +99,8 @@ class RunContext:
             self.train_indices = np.arange(len(self.train_set) if self.train_set is not None else 0)
         self._log_file = None
         self.log_lines = 0  # lines in train_log.jsonl (a resumed run starts with the earlier run's)
-        self.options = EngineOptions.from_cfg(self.cfg)
+        if self.options is None:
+            self.options = EngineOptions.from_cfg(self.cfg)
         self.val_trajectory: list[dict] = []  # probe.py: val scores at stage block boundaries
         self.probe_clock = ProbeClock()
         self.monitor = None  # a monitor.Monitor when the run writes TensorBoard or evaluates periodically

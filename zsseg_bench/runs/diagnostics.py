@@ -15,6 +15,10 @@ per dead mechanism at the end, and the report lists them.
   mean own-class share of the unseen classes is below chance (1 / classes present): the generated
   unseen features sit nearer other classes' real features than a random assignment would, so the
   classifier cannot learn those classes from them (methods/common/diagnostics.py).
+* **No unseen class learnt** (the methods with a classifier stage probed on `val`: ZS3Net,
+  CaGNet): at the last block boundary of the val trajectory, val U-mIoU is below
+  `MIN_UNSEEN_MIOU`: the stages meant to move the classifier towards the unseen classes (generated
+  features, finetune) left it predicting almost none of them, whatever the generator learnt.
 * **Pseudo-labels on background** (self-training): more than `ST_BACKGROUND_SHARE` of the
   pseudo-labels on the checked training images fall on background/unlabelled pixels: fewer than
   one in ten labels an unseen object, so self-training mostly teaches background as unseen classes.
@@ -22,10 +26,12 @@ per dead mechanism at the end, and the report lists them.
 
 from __future__ import annotations
 
-__all__ = ["CONTEXT_ZERO_SHARE", "CONTEXT_MIN_KLD", "ST_BACKGROUND_SHARE", "dead_mechanisms", "warning_lines"]
+__all__ = ["CONTEXT_ZERO_SHARE", "CONTEXT_MIN_KLD", "MIN_UNSEEN_MIOU", "ST_BACKGROUND_SHARE", "dead_mechanisms",
+           "warning_lines"]
 
 CONTEXT_ZERO_SHARE = 0.95
 CONTEXT_MIN_KLD = 1e-4
+MIN_UNSEEN_MIOU = 0.01
 ST_BACKGROUND_SHARE = 0.9
 
 
@@ -52,6 +58,17 @@ def _generator(diag: dict) -> list[str]:
             f"below chance {chance:.3f} (nearest real class mean, {last['part']} images)"]
 
 
+def _unseen_learnt(diag: dict) -> list[str]:
+    trajectory = diag.get("val_trajectory") or []
+    if not trajectory or trajectory[-1].get("unseen_miou") is None:
+        return []
+    last = trajectory[-1]
+    if last["unseen_miou"] >= MIN_UNSEEN_MIOU:
+        return []
+    return [f"no unseen class learnt by the end of {last['label']}: val U-mIoU {last['unseen_miou']:.3f} "
+            f"(limit {MIN_UNSEEN_MIOU:g}) at iteration {last['iteration']}"]
+
+
 def _self_training(facts: dict) -> list[str]:
     check = (facts.get("self_training") or {}).get("pseudo_label_check") or {}
     share = check.get("background_share")
@@ -65,7 +82,7 @@ def dead_mechanisms(method_facts: dict | None) -> list[str]:
     """One line per dead mechanism in a run's method facts (empty: none, or no diagnostics)."""
     facts = method_facts or {}
     diag = facts.get("diagnostics") or {}
-    return _context(diag) + _generator(diag) + _self_training(facts)
+    return _context(diag) + _generator(diag) + _unseen_learnt(diag) + _self_training(facts)
 
 
 def warning_lines(records: list[dict]) -> list[str]:

@@ -99,7 +99,7 @@ class PreparedRun:
                           heldout_indices=self.heldout_indices,
                           pass_unseen_labels=bool(self.flags.get("uses_unseen_labels", False)),
                           val_set=self.data.val if self.data is not None else None,  # built only with diagnostics on
-                          image_labels=self.image_labels, **kwargs)
+                          image_labels=self.image_labels, options=self.options, **kwargs)
 
 
 def prepare_run(req: RunRequest, *, data: bool = True, training: bool = True, build: bool = True,

@@ -5,8 +5,8 @@ the card as it stands). `run_trials` runs every (method, trial, seed) scored on 
 `val` part (`dataset.eval_part=val`, which it sets itself) and writes the trials table: the val
 scores of each trial, its dead-mechanism warnings (runs/diagnostics.py) and, per method, the chosen
 trial: the best mean val hIoU among the trials with no warning, or among all when every trial has
-one (a setting whose mechanism is dead is not the method the card names; ties: the first listed,
-i.e. the card's own when it is listed first). It never scores the test part, and it
+one (a setting whose mechanism is dead is not the method the card names; ties: fewer warnings,
+then the first listed, i.e. the card's own when it is listed first). It never scores the test part, and it
 refuses a file whose methods have different numbers of trials, whose trials touch the data
 (`dataset.*`), or which sets the scored part or world other than through `world`. `common`
 overrides apply to every trial (e.g. smaller settings in tests).
@@ -99,47 +99,94 @@ def load_trials(path: Path) -> TrialPlan:
 
 
 def run_trials(plan: TrialPlan, out: Path, reporter=None, command: str = "") -> Path:
-    """Run every trial on val; write <out>/trials.md and trials.csv; return the table's path."""
+    """Run every trial on val; write <out>/trials.md and trials.csv; return the table's path.
+
+    A folder that already holds a trials table gets a further round: the new trials are numbered
+    after the earlier ones, and the table and the choice cover every round (so every method must
+    end with the same number of trials in all)."""
     from zsseg_bench.runs.train import run_comparison
 
     out = Path(out)
-    rows = []
+    earlier = _earlier_rows(out)
+    _check_round_counts(plan, earlier)
+    rows = list(earlier)
     for method, trials in plan.trials.items():
-        for i, overrides in enumerate(trials):
+        first = sum(r["method"] == method for r in earlier)
+        for i, overrides in enumerate(trials, start=first):
             data = [f"dataset.world={plan.world}", "dataset.eval_part=val"]
             _, paths = run_comparison([method], split=plan.split, seeds=list(plan.seeds),
                                       overrides=plan.common + data + overrides,
                                       out=out / method / f"trial{i}", reporter=reporter, command=command)
             scores = [json.loads((p / "metrics.json").read_text()) for p in paths]
-            warnings = [w for p in paths for w in dead_mechanisms(json.loads((p / "run.json").read_text())
-                                                                 .get("method_facts"))]
             rows.append({"method": method, "trial": i, "overrides": " ".join(overrides) or "(card)",
                          **{k: float(np.mean([s[k] for s in scores])) for k in SCORES},
-                         "warnings": len(warnings), "runs": " ".join(str(p) for p in paths)})
+                         "warnings": _warnings(paths), "runs": " ".join(str(p) for p in paths),
+                         "file": plan.path.name})
     return write_table(rows, out, plan)
+
+
+def _warnings(paths) -> int:
+    """Dead-mechanism warnings of the runs at `paths`, by the current rules (runs/diagnostics.py)."""
+    return sum(len(dead_mechanisms(json.loads((Path(p) / "run.json").read_text()).get("method_facts")))
+               for p in paths)
+
+
+def _earlier_rows(out: Path) -> list[dict]:
+    """The rows of an earlier round's trials.csv in `out` (none when there is none); their warnings
+    are counted again from the run records, so that every round is judged by the same rules."""
+    path = out / "trials.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r.pop("chosen", None)
+        r["trial"], r["warnings"] = int(r["trial"]), _warnings(r["runs"].split())
+        r["file"] = r.get("file") or "an earlier round"
+        r.update({k: float(r[k]) for k in SCORES})
+    return rows
+
+
+def _check_round_counts(plan: TrialPlan, earlier: list[dict]) -> None:
+    """A further round must leave every method with the same number of trials in all."""
+    if not earlier:
+        return
+    before = {m: sum(r["method"] == m for r in earlier) for m in {r["method"] for r in earlier} | set(plan.trials)}
+    totals = {m: n + len(plan.trials.get(m, [])) for m, n in before.items()}
+    if len(set(totals.values())) != 1:
+        raise ZsbenchError(f"{plan.path}: with the earlier round in this folder every method needs the same number "
+                           "of trials in all; it would have " + ", ".join(f"{m} {n}" for m, n in sorted(totals.items())))
 
 
 def chosen(rows: list[dict]) -> dict[str, int]:
     """method -> its trial with the best mean val hIoU among those without a dead-mechanism warning
-    (among all when every trial has one; the first listed on a tie; NaN counts as worst)."""
-    best: dict[str, tuple[bool, float, int]] = {}
+    (among all when every trial has one; on a tie the fewer warnings, then the first listed; NaN
+    counts as worst)."""
+    best: dict[str, tuple] = {}
     for r in rows:
-        key = (r.get("warnings", 0) == 0, r["hIoU"] if r["hIoU"] == r["hIoU"] else -1.0)
-        if r["method"] not in best or key > best[r["method"]][:2]:
-            best[r["method"]] = (*key, r["trial"])
-    return {m: t for m, (_, _, t) in best.items()}
+        warnings = r.get("warnings", 0)
+        key = (warnings == 0, r["hIoU"] if r["hIoU"] == r["hIoU"] else -1.0, -warnings)
+        if r["method"] not in best or key > best[r["method"]][0]:
+            best[r["method"]] = (key, r["trial"])
+    return {m: t for m, (_, t) in best.items()}
+
+
+_COLUMNS = ("method", "trial", "overrides", *SCORES, "warnings", "runs", "file", "chosen")
 
 
 def write_table(rows: list[dict], out: Path, plan: TrialPlan) -> Path:
     picks = chosen(rows)
+    order = list(dict.fromkeys(r["method"] for r in rows))
+    rows = sorted(rows, key=lambda r: (order.index(r["method"]), r["trial"]))
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "trials.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=[*rows[0], "chosen"])
+        writer = csv.DictWriter(fh, fieldnames=_COLUMNS)
         writer.writeheader()
         for r in rows:
             writer.writerow({**r, "chosen": picks[r["method"]] == r["trial"]})
+    files = ", ".join(dict.fromkeys(r["file"] for r in rows))
     where = f"{plan.split}, " if plan.split else ""
-    lines = [f"# Trials on val ({where}world {plan.world}, seeds {', '.join(map(str, plan.seeds))}; {plan.path.name})", "",
+    lines = [f"# Trials on val ({where}world {plan.world}, seeds {', '.join(map(str, plan.seeds))}; {files})", "",
              "Scored on the benchmark's val part only. Chosen (marked): the best mean val hIoU among the trials "
              "without a dead-mechanism warning, or among all when every trial has one.", "",
              "| method | trial | overrides | " + " | ".join(f"val {k}" for k in SCORES) + " | warnings | chosen |",
