@@ -76,5 +76,5 @@ def test_inverseform_is_off_by_default_and_loads_user_weights(tmp_path):
     with pytest.raises(ZsbenchError, match="inverseform.factory"):
         build_inverseform({"weight": 0.3, "path": str(tmp_path / "inv.pth"), "factory": None})
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(ZsbenchError, match="not weights for"):
+    with pytest.raises(ZsbenchError, match="bad.pth: not a readable inverseform.path file"):
         build_inverseform({"weight": 0.3, "path": str(tmp_path / "bad.pth"), "factory": f"{__name__}:make_tiny"})

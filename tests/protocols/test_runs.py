@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import yaml
 from typer.testing import CliRunner
 
 import zsseg_bench.protocols.fss_zeroshot as fss
@@ -125,26 +126,43 @@ def test_coco20i_episodes_on_a_generated_hsnet_tree(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
 
 
+TINY_VIT = ["backbone.name=dpt-vit", "backbone.dim=32", "backbone.depth=2", "backbone.heads=2", "backbone.grid=4",
+            "backbone.hook=1", "backbone.features=16"]  # the plain-torch ViT (no timm needed), random init
+
+
 @pytest.mark.slow
-def test_zsbench_run_sazs_on_a_generated_pascal5i_tree(voc_tree, one_thread):
-    table = np.random.default_rng(0).standard_normal((21, 16)).astype(np.float32)
-    np.save(voc_tree / "emb.npy", table)
-    (voc_tree / "names.txt").write_text("\n".join(load_split("pascal5i-f0").classes.names) + "\n")
-    small = ["backbone.name=small-cnn", "train.epochs=2", "train.iterations_per_epoch=2", "data.batch_size=2",
-             "data.crop=32", "data.scale=[0.75,1.25]", "data.num_workers=0", "eval.warp=48",
-             "selection.episodes=10", "selection.heldout_fraction=0.3", "embeddings.provider=file",
-             f"embeddings.path={voc_tree / 'emb.npy'}", f"embeddings.names={voc_tree / 'names.txt'}"]
-    out = voc_tree / "runs"
-    result = CliRunner().invoke(app, ["run", "sazs", "--dataset", "voc12", "--split", "pascal5i-f0",
-                                      "--data-root", str(voc_tree / "voc"), "--out", str(out), "--no-report",
-                                      *sum((["--set", s] for s in small), [])])
+@pytest.mark.parametrize("dataset, split, make, heldout", [
+    ("voc12", "pascal5i-f0", lambda root: make_voc_devkit(root, n_train=4, n_val=8, aug=3, size=(40, 56)), 2),
+    ("coco", "coco20i-f0", lambda root: make_coco_hsnet(root, n_train=6, n_val=8, size=(40, 56)), 2),
+])
+def test_zsbench_data_check_and_run_sazs_with_a_tiny_vit_on_generated_trees(tmp_path, monkeypatch, one_thread,
+                                                                           dataset, split, make, heldout):
+    monkeypatch.setenv("ZSBENCH_CACHE", str(tmp_path / "cache"))
+    make(tmp_path / "data")
+    runner = CliRunner()
+    result = runner.invoke(app, ["data", "check", dataset, "--data-root", str(tmp_path / "data"), "--split", split])
     assert result.exit_code == 0, result.output
-    run_dir = next(out.glob("*/sazs__pascal5i-f0__s0__*"))
+    names = load_split(split).classes.names
+    np.save(tmp_path / "emb.npy", np.random.default_rng(0).standard_normal((len(names), 16)).astype(np.float32))
+    (tmp_path / "names.txt").write_text("\n".join(names) + "\n")
+    small = [*TINY_VIT, "train.epochs=2", "train.iterations_per_epoch=2", "data.batch_size=2", "data.crop=32",
+             "data.scale=[0.75,1.25]", "data.num_workers=0", "eval.warp=48", "selection.episodes=10",
+             "selection.heldout_fraction=0.3", "embeddings.provider=file", f"embeddings.path={tmp_path / 'emb.npy'}",
+             f"embeddings.names={tmp_path / 'names.txt'}"]
+    out = tmp_path / "runs"
+    result = runner.invoke(app, ["run", "sazs", "--dataset", dataset, "--split", split, "--data-root",
+                                 str(tmp_path / "data"), "--out", str(out), "--no-report",
+                                 *sum((["--set", s] for s in small), [])])
+    assert result.exit_code == 0, result.output
+    run_dir = next(out.glob(f"*/sazs__{split}__s0__*"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["protocol"] == "fss-zeroshot" and metrics["episodes"]["rule"] == "cycle"
+    assert metrics["protocol"] == "fss-zeroshot" and metrics["episodes"]["rule"] == ("cycle" if dataset == "voc12"
+                                                                                    else "random")
     assert set(metrics["by_fusion"]) == {"none", "self", "oracle"}
     run = json.loads((run_dir / "run.json").read_text())
-    assert run["scoring"]["heldout_images"] == 2 and run["method_facts"]["selection"]["mode"] == "heldout"
+    assert run["scoring"]["heldout_images"] == heldout and run["method_facts"]["selection"]["mode"] == "heldout"
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["config"]["backbone"]["name"] == "dpt-vit"
 
 
 @pytest.mark.parametrize("method, split, says", [

@@ -37,7 +37,8 @@ def test_user_vit_weights_load_strictly_by_timm_names(tmp_path):
 
 
 def test_sazs_builds_on_the_vit_backbone():
-    sets = [f"backbone.{k}={v}" for k, v in TINY_VIT.items()] + ["dataset.n_train=8", "dataset.n_test=8"]
+    sets = [f"backbone.{k}={v}" for k, v in TINY_VIT.items()] + ["backbone.init=null", "dataset.n_train=8",
+                                                                  "dataset.n_test=8"]
     run = prepare_run(RunRequest(method="sazs", split="synthetic-5i-f0", overrides=sets), training=False)
     logits = run.method.episode_logits(torch.randn(2, 3, 64, 64), torch.tensor([1, 5]), size=(64, 64))
     assert logits.shape == (2, 2, 64, 64)

@@ -74,3 +74,13 @@ def test_method_sort_key_puts_the_comparison_order_first():
     names = ["zzz", "cagnet-pa+st", "aaa", "spnet-c", "spnet"]
     assert sorted(names, key=method_sort_key) == ["spnet", "spnet-c", "cagnet-pa+st", "aaa", "zzz"]
     assert sorted(reversed(METHOD_ORDER), key=method_sort_key) == list(METHOD_ORDER)
+
+
+def test_a_row_whose_runs_had_a_dead_mechanism_is_marked(runs):
+    import json
+    path = next(p for p in runs.iterdir() if p.name.startswith("spnet-1"))
+    rec = json.loads((path / "run.json").read_text())
+    rec["method_facts"] = {"self_training": {"pseudo_label_check": {"background_share": 0.97, "pixels": 100}}}
+    (path / "run.json").write_text(json.dumps(rec))
+    shown = format_summary(summarize(runs_frame([runs]))).set_index("method")
+    assert shown.loc["spnet-c", "flags"] == "dead-mechanism 1/2" and shown.loc["spnet", "flags"] == ""

@@ -16,6 +16,7 @@ from zsseg_bench.cli import data  # noqa: F401,E402  data check|stats
 from zsseg_bench.cli import bench  # noqa: F401,E402
 from zsseg_bench.cli import eval  # noqa: F401,E402  eval --checkpoint
 from zsseg_bench.cli import trials  # noqa: F401,E402
+from zsseg_bench.cli import orderings  # noqa: F401,E402
 from zsseg_bench.cli import sazs  # noqa: F401,E402  sazs eigs
 # isort: on
 

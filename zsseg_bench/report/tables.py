@@ -34,6 +34,7 @@ from zsseg_bench.report.numbers import (
     metric_text,
 )
 from zsseg_bench.report.selection import world_of
+from zsseg_bench.runs.diagnostics import dead_mechanisms
 from zsseg_bench.runs.verify import load_verified
 
 __all__ = ["METHOD_ORDER", "MAIN_METRICS", "KEY_METRICS", "MISSING", "FRACTION", "DELTA", "method_sort_key",
@@ -68,11 +69,12 @@ def runs_frame(paths) -> pd.DataFrame:
                "commit": ((rec.get("environment") or {}).get("git") or {}).get("commit"), "start": rec.get("start"),
                "uses_unseen_labels": rec.get("protocol_flags", {}).get("uses_unseen_labels", False),
                "transductive": rec.get("protocol_flags", {}).get("transductive", False),
+               "dead": bool(dead_mechanisms(rec.get("method_facts"))),
                "protocol": rec["split"].get("protocol", "gzs3")}
         row.update({m: rec["metrics"].get(m, np.nan) for m in METRIC_NAMES})
         rows.append(row)
     frame = pd.DataFrame(rows, columns=[*KEYS, "seed", "world", "run_id", "path", "commit", "start",
-                                        "uses_unseen_labels", "transductive", "protocol", *METRIC_NAMES])
+                                        "uses_unseen_labels", "transductive", "dead", "protocol", *METRIC_NAMES])
     frame.attrs["died"] = died
     return frame
 
@@ -85,9 +87,10 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     mean = grouped[list(METRIC_NAMES)].mean()
     std = grouped[list(METRIC_NAMES)].std(ddof=1).fillna(0.0).add_suffix(" std")
     flags = grouped[["uses_unseen_labels", "transductive"]].any()
+    dead = grouped["dead"].sum().astype(int).rename("dead_seeds")  # runs with a dead-mechanism warning
     protocol = grouped["protocol"].first()
     seeds = grouped["seed"].agg(lambda s: ",".join(str(x) for x in sorted(s))).rename("seeds")
-    out = pd.concat([seeds, flags, protocol, mean, std], axis=1).reset_index()
+    out = pd.concat([seeds, flags, dead, protocol, mean, std], axis=1).reset_index()
     out = out.sort_values(by=["dataset", "split", "method"], key=lambda col: col.map(method_sort_key)
                           if col.name == "method" else col, kind="stable")
     return out.reset_index(drop=True)
@@ -144,6 +147,8 @@ def format_summary(summary: pd.DataFrame, metrics=METRIC_NAMES, decimals: int = 
             f.append(flag_label(row.get("protocol"), "unseen-labels"))
         if row.get("transductive"):
             f.append("transductive")
+        if row.get("dead_seeds"):  # runs/diagnostics.py: the mechanism the method is named for did not work
+            f.append(f"dead-mechanism {row['dead_seeds']}/{len(str(row['seeds']).split(','))}")
         flags.append(",".join(f))
     if any(flags):
         cols["flags"] = flags

@@ -26,7 +26,7 @@ from zsseg_bench.catalog.schema import PositiveInt, declare_options
 from zsseg_bench.errors import ZsbenchError
 from zsseg_bench.methods.common.backbones import BACKBONES, BackboneOptions
 
-__all__ = ["DPTViT", "ViTOptions"]
+__all__ = ["ViT", "DPTViT", "ViTOptions", "read_vit_state"]
 
 
 class ViTOptions(BackboneOptions):
@@ -61,21 +61,21 @@ class Block(nn.Module):
         return x + self.mlp.fc2(F.gelu(self.mlp.fc1(self.norm2(x))))
 
 
-class DPTViT(nn.Module):
-    """Image -> the stride-8 reassembled map of one ViT block -> head (1x1 conv to `out_channels`)."""
+class ViT(nn.Module):
+    """A plain ViT with timm's parameter names (DINO's checkpoints use them too): patch embedding, class
+    token, position embedding and blocks, plus the final `norm` when `norm` is true."""
 
-    def __init__(self, out_channels: int, patch=16, dim=1024, depth=24, heads=16, grid=24, hook=11, features=512):
+    extra_prefixes: tuple[str, ...] = ()  # parameters of a subclass that a ViT state dict does not hold
+
+    def __init__(self, patch=16, dim=1024, depth=24, heads=16, grid=24, norm: bool = False):
         super().__init__()
-        if not 0 <= hook < depth:
-            raise ZsbenchError(f"backbone.hook {hook}: must be a block index below backbone.depth {depth}")
-        self.out_channels, self.output_stride, self.hook, self.patch = out_channels, patch // 2, hook, patch
+        self.patch = patch
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv2d(3, dim, patch, stride=patch)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.randn(1, 1 + grid * grid, dim) * 0.02)
         self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
-        self.reassemble = nn.Sequential(nn.Conv2d(dim, features, 1), nn.ConvTranspose2d(features, features, 2, 2))
-        self.head = nn.Conv2d(features, out_channels, 1)
+        self.norm = nn.LayerNorm(dim, eps=1e-6) if norm else None
 
     def _positions(self, h: int, w: int) -> torch.Tensor:
         cls, grid = self.pos_embed[:, :1], self.pos_embed[:, 1:]
@@ -86,44 +86,73 @@ class DPTViT(nn.Module):
             grid = grid.permute(0, 2, 3, 1).reshape(1, h * w, -1)
         return torch.cat([cls, grid], 1)
 
-    def forward(self, x: torch.Tensor, head=None):
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        """[B, 1 + h*w, dim] tokens (class token first) entering block 0, and the token grid (h, w)."""
         t = self.patch_embed.proj(x)
-        b, d, h, w = t.shape
+        b, _, h, w = t.shape
         t = t.flatten(2).transpose(1, 2)
-        t = torch.cat([self.cls_token.expand(b, -1, -1), t], 1) + self._positions(h, w)
+        return torch.cat([self.cls_token.expand(b, -1, -1), t], 1) + self._positions(h, w), h, w
+
+    def load_vit(self, path: str, what: str = "backbone.vit_weights") -> dict:
+        """Load a timm-named ViT state dict file into the ViT's own parameters (strict on those)."""
+        state, file = read_vit_state(path, what)
+        return {"path": str(file), **self.load_vit_state(state, f"{what} {file}")}
+
+    def load_vit_state(self, state: dict, where: str) -> dict:
+        mine = {k: v for k, v in self.state_dict().items() if not k.startswith(self.extra_prefixes)}
+        missing = [k for k in mine if k not in state]
+        wrong = [k for k in mine if k in state and tuple(state[k].shape) != tuple(mine[k].shape)
+                 and k != "pos_embed"]
+        if missing or wrong:
+            raise ZsbenchError(f"{where}: not a timm ViT of this size "
+                               f"({'missing ' + missing[0] if missing else 'shape of ' + wrong[0] + ' differs'})")
+        pos = state["pos_embed"]
+        if pos.shape != self.pos_embed.shape:
+            raise ZsbenchError(f"{where}: pos_embed {tuple(pos.shape)}, expected {tuple(self.pos_embed.shape)} "
+                               f"(set backbone.grid)")
+        self.load_state_dict({**self.state_dict(), **{k: state[k] for k in mine}})
+        return {"loaded": len(mine)}
+
+
+def read_vit_state(path: str, what: str) -> tuple[dict, Path]:
+    """(state dict, file) of a ViT weights file, read by engine/torchfile.py (tensors only); a
+    `state_dict` wrapper is unwrapped. `what` names the option in the error lines."""
+    from zsseg_bench.engine.torchfile import load_torch_file
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ZsbenchError(f"{what} {path}: no such file")
+    state = load_torch_file(file, f"{what} file")
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise ZsbenchError(f"{what} {file}: holds a {type(state).__name__}, not a ViT state dict")
+    return state, file
+
+
+class DPTViT(ViT):
+    """Image -> the stride-8 reassembled map of one ViT block -> head (1x1 conv to `out_channels`)."""
+
+    extra_prefixes = ("reassemble.", "head.")
+
+    def __init__(self, out_channels: int, patch=16, dim=1024, depth=24, heads=16, grid=24, hook=11, features=512):
+        if not 0 <= hook < depth:
+            raise ZsbenchError(f"backbone.hook {hook}: must be a block index below backbone.depth {depth}")
+        super().__init__(patch, dim, depth, heads, grid)
+        self.out_channels, self.output_stride, self.hook = out_channels, patch // 2, hook
+        self.reassemble = nn.Sequential(nn.Conv2d(dim, features, 1), nn.ConvTranspose2d(features, features, 2, 2))
+        self.head = nn.Conv2d(features, out_channels, 1)
+
+    def forward(self, x: torch.Tensor, head=None):
+        t, h, w = self.embed(x)
         for block in self.blocks[: self.hook + 1]:
             t = block(t)
-        fmap = t[:, 1:].transpose(1, 2).reshape(b, d, h, w)
+        fmap = t[:, 1:].transpose(1, 2).reshape(t.shape[0], -1, h, w)
         out = self.head(self.reassemble(fmap))
         return head(out) if head is not None else out
 
     def lr_groups(self) -> dict[str, list[nn.Parameter]]:
         body = [p for n, p in self.named_parameters() if not n.startswith("head.") and p.requires_grad]
         return {"body": body, "head_weight": [self.head.weight], "head_bias": [self.head.bias]}
-
-    def load_vit(self, path: str) -> dict:
-        """Load a timm ViT state dict into the patch embedding, tokens and blocks (strict on those)."""
-        file = Path(path).expanduser()
-        if not file.is_file():
-            raise ZsbenchError(f"backbone.vit_weights {path}: no such file")
-        try:
-            state = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-            raise ZsbenchError(f"backbone.vit_weights {file}: not a weights file ({type(exc).__name__})") from None
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
-        mine = {k: v for k, v in self.state_dict().items() if not k.startswith(("reassemble.", "head."))}
-        missing = [k for k in mine if k not in state]
-        wrong = [k for k in mine if k in state and tuple(state[k].shape) != tuple(mine[k].shape)
-                 and k != "pos_embed"]
-        if missing or wrong:
-            raise ZsbenchError(f"backbone.vit_weights {file}: not a timm ViT of this size "
-                               f"({'missing ' + missing[0] if missing else 'shape of ' + wrong[0] + ' differs'})")
-        pos = state["pos_embed"]
-        if pos.shape != self.pos_embed.shape:
-            raise ZsbenchError(f"backbone.vit_weights {file}: pos_embed {tuple(pos.shape)}, expected "
-                               f"{tuple(self.pos_embed.shape)} (set backbone.grid)")
-        self.load_state_dict({**self.state_dict(), **{k: state[k] for k in mine}})
-        return {"path": str(file), "loaded": len(mine)}
 
 
 @BACKBONES.register("dpt-vit")

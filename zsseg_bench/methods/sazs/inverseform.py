@@ -6,7 +6,7 @@ The official loss adds 0.3 x the distance between the transform InverseNet predi
 third-party, so zsseg-bench ships neither. The plug-in contract: `inverseform.factory`
 ('module:function') builds an nn.Module taking (predicted edges, true edges), each [B, 1, H, W]
 in [0, 1], and returning [B, 6] affine parameters; `inverseform.path` holds its state dict,
-read with `torch.load(weights_only=True)` (no code runs when it is loaded). The term is the mean
+read by engine/torchfile.py (tensors only: no code runs when it is loaded). The term is the mean
 squared distance of the prediction from the identity (1, 0, 0, 0, 1, 0). Off by default.
 """
 
@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from zsseg_bench.engine.torchfile import load_torch_file
 from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["build_inverseform", "InverseFormLoss"]
@@ -57,9 +58,9 @@ def build_inverseform(cfg: dict) -> InverseFormLoss | None:
         net = getattr(importlib.import_module(module), name)()
     except (ImportError, AttributeError) as exc:
         raise ZsbenchError(f"inverseform.factory {cfg['factory']}: cannot build it ({exc})") from None
+    state = load_torch_file(path, "inverseform.path file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         net.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
-    except Exception as exc:  # noqa: BLE001 - any unreadable or mismatched file is the same user error
+    except Exception as exc:  # noqa: BLE001 - any mismatched file is the same user error
         raise ZsbenchError(f"inverseform.path {path}: not weights for {cfg['factory']} ({type(exc).__name__})") from None
     return InverseFormLoss(net)
