@@ -27,6 +27,7 @@ def _write(tmp_path, text: str):
     ("common: [dataset.eval_part=test]\ntrials: {spnet: [[]]}", "the part is always val"),
     ("world: 0\ntrial: {}", "expected a mapping with 'trials"),
     ("trials: {spnet: [[]]}\nseed: [0]", "unknown key 'seed'"),
+    ("split: nope\ntrials: {spnet: [[]]}", "split: unknown split 'nope'"),
 ])
 def test_a_bad_trials_file_is_one_line(tmp_path, text, message):
     with pytest.raises(ZsbenchError, match=message):
@@ -44,6 +45,26 @@ def test_trials_run_on_val_and_the_table_marks_the_best(tmp_path):
     records = sorted((tmp_path / "out" / "spnet").glob("trial*/*/*/run.json"))
     assert len(records) == 2
     assert all(json.loads(r.read_text())["dataset"]["options"]["eval_part"] == "val" for r in records)
+
+
+def test_a_trials_file_names_its_split(tmp_path, monkeypatch):
+    """Weak-shot methods need their split; the runs get it and the table says it."""
+    from zsseg_bench.runs import train, trials
+    plan = load_trials(_write(tmp_path, "split: synthetic-ws-10-3\ntrials: {simformer: [[]]}"))
+    calls = []
+
+    def fake(methods, split=None, seeds=(0,), overrides=(), out=None, **_):
+        calls.append((methods, split))
+        run = tmp_path / "run"
+        run.mkdir(exist_ok=True)
+        (run / "metrics.json").write_text(json.dumps({"hIoU": 0.1, "S-mIoU": 0.2, "U-mIoU": 0.05}))
+        (run / "run.json").write_text(json.dumps({}))
+        return None, [run]
+
+    monkeypatch.setattr(train, "run_comparison", fake)
+    table = trials.run_trials(plan, tmp_path / "out")
+    assert calls == [(["simformer"], "synthetic-ws-10-3")]
+    assert "(synthetic-ws-10-3, world 0" in table.read_text()
 
 
 def test_a_trial_with_a_dead_mechanism_is_chosen_only_when_every_trial_has_one():

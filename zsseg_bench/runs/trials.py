@@ -13,6 +13,7 @@ overrides apply to every trial (e.g. smaller settings in tests).
 
     # results/trials/<name>.yaml
     world: 0
+    split: synthetic-9-3   # optional: the synthetic benchmark's default split when left out
     seeds: [0]
     common: []
     trials:
@@ -48,6 +49,7 @@ class TrialPlan:
     seeds: list[int]
     trials: dict[str, list[list[str]]]  # method -> trials, each a list of --set overrides
     common: list[str]  # overrides of every trial
+    split: str | None = None  # a synthetic split's name; None: the benchmark's default split
 
 
 def load_trials(path: Path) -> TrialPlan:
@@ -59,9 +61,9 @@ def load_trials(path: Path) -> TrialPlan:
         raise ZsbenchError(f"{path}: cannot read the trials file ({type(exc).__name__})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("trials"), dict) or not raw["trials"]:
         raise ZsbenchError(f"{path}: expected a mapping with 'trials: {{method: [[override, ...], ...]}}'")
-    unknown = set(raw) - {"world", "seeds", "common", "trials"}
+    unknown = set(raw) - {"world", "seeds", "common", "trials", "split"}
     if unknown:
-        raise ZsbenchError(f"{path}: unknown key {sorted(unknown)[0]!r}; keys: world, seeds, common, trials")
+        raise ZsbenchError(f"{path}: unknown key {sorted(unknown)[0]!r}; keys: world, split, seeds, common, trials")
     common = [str(o) for o in raw.get("common") or []]
     for override in common:
         if override.lstrip("+").split("=")[0] in ("dataset.eval_part", "dataset.world"):
@@ -85,7 +87,15 @@ def load_trials(path: Path) -> TrialPlan:
     world = raw.get("world", 0)
     if not isinstance(world, int) or world < 0:
         raise ZsbenchError(f"{path}: world: expected a non-negative integer")
-    return TrialPlan(path, world, seeds, trials, common)
+    split = raw.get("split")
+    if split is not None:
+        from zsseg_bench.runs.prepare import split_for
+
+        try:
+            split_for("synthetic", str(split))
+        except ZsbenchError as exc:
+            raise ZsbenchError(f"{path}: split: {exc}") from None
+    return TrialPlan(path, world, seeds, trials, common, None if split is None else str(split))
 
 
 def run_trials(plan: TrialPlan, out: Path, reporter=None, command: str = "") -> Path:
@@ -104,7 +114,8 @@ def run_trials(plan: TrialPlan, out: Path, reporter=None, command: str = "") -> 
         first = sum(r["method"] == method for r in earlier)
         for i, overrides in enumerate(trials, start=first):
             data = [f"dataset.world={plan.world}", "dataset.eval_part=val"]
-            _, paths = run_comparison([method], seeds=list(plan.seeds), overrides=plan.common + data + overrides,
+            _, paths = run_comparison([method], split=plan.split, seeds=list(plan.seeds),
+                                      overrides=plan.common + data + overrides,
                                       out=out / method / f"trial{i}", reporter=reporter, command=command)
             scores = [json.loads((p / "metrics.json").read_text()) for p in paths]
             rows.append({"method": method, "trial": i, "overrides": " ".join(overrides) or "(card)",
@@ -174,7 +185,8 @@ def write_table(rows: list[dict], out: Path, plan: TrialPlan) -> Path:
         for r in rows:
             writer.writerow({**r, "chosen": picks[r["method"]] == r["trial"]})
     files = ", ".join(dict.fromkeys(r["file"] for r in rows))
-    lines = [f"# Trials on val (world {plan.world}, seeds {', '.join(map(str, plan.seeds))}; {files})", "",
+    where = f"{plan.split}, " if plan.split else ""
+    lines = [f"# Trials on val ({where}world {plan.world}, seeds {', '.join(map(str, plan.seeds))}; {files})", "",
              "Scored on the benchmark's val part only. Chosen (marked): the best mean val hIoU among the trials "
              "without a dead-mechanism warning, or among all when every trial has one.", "",
              "| method | trial | overrides | " + " | ".join(f"val {k}" for k in SCORES) + " | warnings | chosen |",

@@ -33,6 +33,21 @@ def test_official_configuration_shapes():
     assert torch.allclose(scores[0], manual, atol=1e-5)
 
 
+def test_synthetic_transformer_reads_the_pooled_map():
+    """The synthetic card's single-level small-cnn: masks at its stride, the transformer on 1/4 of it."""
+    cfg = card_config("simformer", "synthetic", ["backbone.init=null"])  # shapes only: no weights
+    m = cfg["model"]
+    torch.manual_seed(0)
+    net = MaskFormerSegmenter(cfg, 13).eval()
+    seen = []
+    net.decoder.register_forward_hook(lambda module, args, out: seen.append(args[0].shape))
+    with torch.no_grad():
+        out = net(torch.randn(2, 3, 64, 64))
+    assert m["memory_pool"] == 4
+    assert out["mask_logits"].shape == (m["decoder_layers"], 2, m["queries"], 32, 32)  # small-cnn stride 2
+    assert seen == [(2, 8 * 8, m["hidden_dim"])]  # 32x32 pooled x4: 64 tokens
+
+
 def _torchvision_resnet50_state() -> dict:
     state = {"conv1.weight": torch.randn(64, 3, 7, 7), "fc.weight": torch.randn(1000, 2048), "fc.bias": torch.zeros(1000)}
 

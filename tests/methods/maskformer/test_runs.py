@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tests.helpers.interrupt import StopAt
+from tests.helpers.settings import TINY_PRETRAIN
 from zsseg_bench.catalog.splits import load_split
 from zsseg_bench.datasets import build_dataset
 from zsseg_bench.engine.checkpoint_format import load_checkpoint
@@ -23,7 +24,8 @@ TINY = ["dataset.n_train=16", "dataset.n_test=4", "dataset.size=32", "data.batch
         "model.ffn_dim=32", "model.decoder_layers=2", "model.queries=8", "model.gn_groups=4",
         "transfer.points=8", "transfer.simnet_hidden=8",
         "schedule.seg.iterations=4", "schedule.seg.batch_size=4", "schedule.crosim.iterations=4",
-        "schedule.crosim.batch_size=4", "schedule.retraining.iterations=5", "schedule.retraining.batch_size=4"]
+        "schedule.crosim.batch_size=4", "schedule.retraining.iterations=5", "schedule.retraining.batch_size=4",
+        *TINY_PRETRAIN]  # the synthetic block starts from the shared initialisation: a tiny one here
 
 pytestmark = pytest.mark.slow
 

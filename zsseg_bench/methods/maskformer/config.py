@@ -30,6 +30,10 @@ class ModelOptions(Section):
     queries: PositiveInt
     dropout: Dropout = 0.1
     gn_groups: PositiveInt = 32
+    # The transformer reads the coarsest level average-pooled by this factor. Officially 1: it reads
+    # res5 (1/32) while masks come from the 1/4 level. A single-level backbone gives one map for both,
+    # so a synthetic card pools it to keep the transformer's input the coarse one (and cheap).
+    memory_pool: PositiveInt = 1
 
     @model_validator(mode="after")
     def _heads_divide(self):

@@ -12,7 +12,7 @@ softmax(class)[c] x sigmoid(mask), no-object dropped.
 
 Backbones: any registered harness backbone. One with `pyramid(x)` (the ResNet-50 here) gives
 several levels; any other gives its single feature map, which is then both the mask-feature
-level and the transformer's input.
+level and, average-pooled by `model.memory_pool`, the transformer's input.
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ class MaskFormerSegmenter(nn.Module):
         channels = list(getattr(self.backbone, "pyramid_channels", [m["backbone_channels"]]))
         self.pixel_decoder = PixelDecoder(channels, m["conv_dim"], m["mask_dim"], m["gn_groups"])
         self.input_proj = nn.Conv2d(channels[-1], m["hidden_dim"], 1)
+        self.memory_pool = m["memory_pool"]
         self.decoder = TransformerDecoder(m["hidden_dim"], m["heads"], m["ffn_dim"], m["decoder_layers"],
                                           m["queries"], m["dropout"])
         self.class_head = nn.Linear(m["hidden_dim"], num_classes + 1)
@@ -127,7 +128,8 @@ class MaskFormerSegmenter(nn.Module):
         """{"class_logits": [L, B, N, K+1], "mask_logits": [L, B, N, h, w], "mask_features": [B, D, h, w]}."""
         levels = self.levels(images)
         mask_features = self.pixel_decoder(levels)
-        memory = self.input_proj(levels[-1])
+        coarsest = levels[-1] if self.memory_pool == 1 else F.avg_pool2d(levels[-1], self.memory_pool, ceil_mode=True)
+        memory = self.input_proj(coarsest)
         pos = sine_position(memory, memory.shape[1])
         hs = self.decoder(memory.flatten(2).transpose(1, 2), pos.flatten(2).transpose(1, 2))
         masks = torch.einsum("lbnc,bchw->lbnhw", self.mask_embed(hs), mask_features)
