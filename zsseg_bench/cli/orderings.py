@@ -33,7 +33,10 @@ def orderings(
 
     if metric not in METRIC_NAMES:
         raise ZsbenchError(f"--metric {metric!r}: choose from {', '.join(METRIC_NAMES)}")
-    frame, notes = select_runs(runs_frame(runs), latest=False, pool=False)
+    # batches of several worlds may come from different commits; each (world, seed) is one sample
+    frame, notes = select_runs(runs_frame(runs), latest=False, pool=True)
+    for line in notes:
+        console.print(f"[yellow]{line}", soft_wrap=True)
     if frame.empty:
         raise ZsbenchError("no finished (status ok) runs under the given folders")
     dataset, split = _published_table(frame, against)

@@ -5,8 +5,8 @@ the runs order them the same way.
 The published table is the runs' own dataset and split, or another one named by `against` (the
 synthetic benchmark against the VOC rows the source papers report): an ordering is a claim about
 which method is better, the one thing a smaller benchmark can be asked to reproduce; the
-numbers themselves are not comparable. A pair counts only in the (world, seed) pairs where both
-methods have a run; a tie counts as not holding.
+numbers themselves are not comparable. A pair counts only in the (data, world, seed) samples where
+both methods have a run (`data`: the benchmark version and scored part); a tie counts as not holding.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def ordering_table(runs: pd.DataFrame, dataset: str, split: str, metric: str = "
     the published values, the runs' means and in how many (world, seed) pairs the runs agree."""
     published = {m: lookup(m, dataset, split) for m in runs["method"].unique()}
     values = {m: float(row[metric]) for m, row in published.items() if row is not None and pd.notna(row[metric])}
-    per_run = runs.pivot_table(index=["world", "seed"], columns="method", values=metric, aggfunc="mean")
+    # one sample per (data, world, seed): `data` keeps benchmark versions and scored parts apart
+    per_run = runs.pivot_table(index=["data", "world", "seed"], columns="method", values=metric, aggfunc="mean")
     rows = []
     for a, b in combinations(sorted(values, key=method_sort_key), 2):
         low, high = (a, b) if values[a] < values[b] else (b, a)
