@@ -74,6 +74,7 @@ def test_a_huge_kl_weight_kills_the_contextual_module_and_the_run_says_so(tmp_pa
     assert any(line.startswith("warning: dead mechanism: cagnet-pi seed 0: contextual module dead after step1")
                for line in last[-3:]), result.output
     (run,) = tmp_path.glob("*/cagnet-pi__*")
+    assert "warning: dead mechanism: cagnet-pi seed 0: contextual module dead" in (run.parent / "console.log").read_text()
     context = json.loads((run / "run.json").read_text())["method_facts"]["diagnostics"]["context"]
     assert context[0]["kld"] < 1e-4  # the KL rule (the share of zeros need not pass its limit too)
     logged = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]

@@ -46,7 +46,7 @@ def orderings(
     if as_json:
         print(json.dumps(table.to_dict(orient="records")))
         return
-    console.print(f"published orderings on {dataset}/{split} by {metric}; 'holds': (world, seed) pairs where the "
+    console.print(f"published orderings on {dataset}/{split} by {metric}; 'holds': (data, world, seed) samples where the "
                   f"runs order the two methods the same way", soft_wrap=True)
     console.print(tabulate(table, headers="keys", tablefmt="github", showindex=False, floatfmt=".4f"))
 

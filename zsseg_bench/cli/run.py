@@ -68,7 +68,7 @@ def run(
                      list(overrides or []), init, resume)
     if trained is not None:  # only the main process reports
         _show(*trained, report)
-        _warn_dead_mechanisms(trained[1])
+        _warn_dead_mechanisms(trained[1], trained[0])
 
 
 def _train(methods, dataset, split, seeds, device, out, data_root, overrides, init, resume
@@ -147,14 +147,20 @@ def _show(batch: Path, paths: list[Path], report: bool) -> None:
             console.print(f"report: [bold]{made}[/]")
 
 
-def _warn_dead_mechanisms(paths: list[Path]) -> None:
-    """One line per dead mechanism of a finished run (runs/diagnostics.py), last, where it is seen."""
+def _warn_dead_mechanisms(paths: list[Path], batch: Path | None = None) -> None:
+    """One line per dead mechanism of a finished run (runs/diagnostics.py), last, where it is seen,
+    and at the end of the batch's console.log."""
+    from zsseg_bench.cli.progress import CONSOLE_LOG
     from zsseg_bench.runs.diagnostics import warning_lines
     from zsseg_bench.runs.records import find_records, load_record
 
     records = [rec for rec in map(load_record, find_records(paths)) if rec.get("status") == "ok"]
-    for line in warning_lines(records):
-        console.print(f"[yellow]warning: dead mechanism: {line}", highlight=False, soft_wrap=True)
+    lines = [f"warning: dead mechanism: {line}" for line in warning_lines(records)]
+    for line in lines:
+        console.print(f"[yellow]{line}", highlight=False, soft_wrap=True)
+    if lines and batch is not None and batch.is_dir():
+        with open(batch / CONSOLE_LOG, "a") as fh:
+            fh.write("".join(line + "\n" for line in lines))
 
 
 def _print_config(methods, dataset, split, device, data_root, overrides, resume) -> None:
