@@ -127,8 +127,15 @@ def run_trials(plan: TrialPlan, out: Path, reporter=None, command: str = "") -> 
 
 def _warnings(paths) -> int:
     """Dead-mechanism warnings of the runs at `paths`, by the current rules (runs/diagnostics.py)."""
-    return sum(len(dead_mechanisms(json.loads((Path(p) / "run.json").read_text()).get("method_facts")))
-               for p in paths)
+    total = 0
+    for path in map(Path, paths):
+        try:
+            record = json.loads((path / "run.json").read_text())
+        except (OSError, ValueError):
+            raise ZsbenchError(f"{path}: the trials table names this run, but its run.json cannot be read; run "
+                               f"'zsbench trials' from the folder the table was written from") from None
+        total += len(dead_mechanisms(record.get("method_facts")))
+    return total
 
 
 def _earlier_rows(out: Path) -> list[dict]:
