@@ -100,7 +100,8 @@ def _block(summary: pd.DataFrame, row_keys: pd.DataFrame, columns: dict[str, lis
     latex = styler.to_latex(column_format="l" * len(row_keys.columns) + "r" * len(columns), hrules=True,
                             caption=caption, label=label, position="t", position_float="centering",
                             convert_css=True)
-    return latex.replace("\\centering\n", "\\centering\n\\small\n\\setlength{\\tabcolsep}{3pt}\n", 1)
+    # 2pt: six "mean±std" columns and a marked method name must fit a page (pdflatex, tests/report/test_latex.py)
+    return latex.replace("\\centering\n", "\\centering\n\\small\n\\setlength{\\tabcolsep}{2pt}\n", 1)
 
 
 def comparison_latex(summary: pd.DataFrame, metrics, decimals: int = 4, percent: bool = False, name: str = "comparison"
