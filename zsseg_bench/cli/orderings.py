@@ -54,8 +54,8 @@ def orderings(
 def _published_table(frame, against: Optional[str]) -> tuple[str, str]:
     """(dataset, split) of the published rows: --against, or the runs' own (one dataset and split)."""
     if against:
-        from zsseg_bench.cli.table import _against
-        return _against(against)
+        from zsseg_bench.cli.table import published_against
+        return published_against(against)
     pairs = set(zip(frame["dataset"], frame["split"]))
     if len(pairs) != 1:
         raise ZsbenchError("the runs cover several datasets/splits; name the published table with --against")

@@ -62,7 +62,7 @@ def table(
         raise ZsbenchError("--anchors only makes sense with --published")
     decimals = _decimals(decimals, percent)
     if published:
-        summary = add_published(summary, source, _against(against) if against else None)
+        summary = add_published(summary, source, published_against(against) if against else None)
     if as_json:
         typer.echo(summary.to_json(orient="records", indent=2))
     else:
@@ -111,7 +111,7 @@ def print_episodic(runs, published: bool, out: Optional[Path]) -> bool:
     return True
 
 
-def _against(against: str) -> tuple[str, str]:
+def published_against(against: str) -> tuple[str, str]:
     """DATASET[/SPLIT] -> (dataset, split), the dataset's default split when none is named."""
     from zsseg_bench.datasets import default_split
 

@@ -1,8 +1,8 @@
 """Loading the shared initialisation into a backbone (`backbone.init: shared`; made by `shared.py`).
 
 Read through `engine/torchfile.py` (the project's one `torch.load`, weights only): a file that holds
-anything but tensors and plain values is refused, never run. The stem and body (`init_parts: body`) go into the method's backbone; the
-pretraining head (auxiliary classes) is not used. The run record's `backbone_init` holds the hash
+anything but tensors and plain values is refused, never run. The stem and body (`init_parts: body`)
+go into the method's backbone; the pretraining head (auxiliary classes) is not used. The run record's `backbone_init` holds the hash
 and the file's SHA-256; the resolved config holds the hash as `backbone.shared_init`.
 """
 

@@ -26,7 +26,6 @@ The chosen settings then go into the cards by hand, and the method READMEs list 
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,25 +116,27 @@ def run_trials(plan: TrialPlan, out: Path, reporter=None, command: str = "") -> 
             _, paths = run_comparison([method], split=plan.split, seeds=list(plan.seeds),
                                       overrides=plan.common + data + overrides,
                                       out=out / method / f"trial{i}", reporter=reporter, command=command)
-            scores = [json.loads((p / "metrics.json").read_text()) for p in paths]
+            records = _records(paths)
             rows.append({"method": method, "trial": i, "overrides": " ".join(overrides) or "(card)",
-                         **{k: float(np.mean([s[k] for s in scores])) for k in SCORES},
-                         "warnings": _warnings(paths), "runs": " ".join(str(p) for p in paths),
+                         **{k: float(np.mean([r["metrics"][k] for r in records])) for k in SCORES},
+                         "warnings": _warnings(records), "runs": " ".join(str(p) for p in paths),
                          "file": plan.path.name})
     return write_table(rows, out, plan)
 
 
-def _warnings(paths) -> int:
-    """Dead-mechanism warnings of the runs at `paths`, by the current rules (runs/diagnostics.py)."""
-    total = 0
-    for path in map(Path, paths):
-        try:
-            record = json.loads((path / "run.json").read_text())
-        except (OSError, ValueError):
-            raise ZsbenchError(f"{path}: the trials table names this run, but its run.json cannot be read; run "
-                               f"'zsbench trials' from the folder the table was written from") from None
-        total += len(dead_mechanisms(record.get("method_facts")))
-    return total
+def _records(paths) -> list[dict]:
+    """The run records (runs/records.py) of the runs at `paths`."""
+    from zsseg_bench.runs.records import load_record
+
+    try:
+        return [load_record(p) for p in paths]
+    except ZsbenchError as exc:  # trials.csv names its runs relative to where it was written
+        raise ZsbenchError(f"{exc}; run 'zsbench trials' from the folder the trials table was written from") from None
+
+
+def _warnings(records: list[dict]) -> int:
+    """Dead-mechanism warnings of the runs' records, by the current rules (runs/diagnostics.py)."""
+    return sum(len(dead_mechanisms(rec.get("method_facts"))) for rec in records)
 
 
 def _earlier_rows(out: Path) -> list[dict]:
@@ -148,7 +149,7 @@ def _earlier_rows(out: Path) -> list[dict]:
         rows = list(csv.DictReader(fh))
     for r in rows:
         r.pop("chosen", None)
-        r["trial"], r["warnings"] = int(r["trial"]), _warnings(r["runs"].split())
+        r["trial"], r["warnings"] = int(r["trial"]), _warnings(_records(r["runs"].split()))
         r["file"] = r.get("file") or "an earlier round"
         r.update({k: float(r[k]) for k in SCORES})
     return rows
