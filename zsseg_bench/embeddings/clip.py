@@ -91,7 +91,7 @@ def _is_torchscript(path: Path) -> bool:
 
 def read_clip_weights(path: Path) -> dict:
     """The state dict in `path` (torch.save file or .safetensors), read without running code from it."""
-    from zsseg_bench.engine.torchfile import load_torch_file
+    from zsseg_bench.engine.torchfile import load_torch_file, state_dict_of
 
     if not path.is_file():
         raise ZsbenchError(f"embeddings.weights {path}: no such file; pass the CLIP ViT-B/32 weights file")
@@ -110,11 +110,7 @@ def read_clip_weights(path: Path) -> dict:
                            f"'{path}', map_location='cpu').state_dict(), '{path}.state.pt')\" and pass {path.name}.state.pt")
     else:
         state = load_torch_file(path, "CLIP weights file")
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ZsbenchError(f"{path}: holds a {type(state).__name__}, not a state dict of CLIP weights")
-    return state
+    return state_dict_of(state, str(path), "a state dict of CLIP weights")
 
 
 def import_open_clip():

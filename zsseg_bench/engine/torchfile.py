@@ -20,7 +20,7 @@ import torch
 
 from zsseg_bench.errors import ZsbenchError
 
-__all__ = ["load_torch_file", "CONVERT_HINT"]
+__all__ = ["load_torch_file", "state_dict_of", "CONVERT_HINT"]
 
 CONVERT_HINT = ("if you trust the file, convert it once to plain tensors: python -c \"import torch; "
                 "sd = torch.load('{path}', weights_only=False); sd = sd.get('state_dict', sd); "
@@ -55,6 +55,16 @@ def load_torch_file(path: Path, what: str = "torch file"):
     except Exception as exc:  # noqa: BLE001  torch raises many types for foreign or truncated files
         raise ZsbenchError(f"{path}: not a readable {what} ({type(exc).__name__}); it may be truncated or not "
                            f"saved with torch.save") from None
+
+
+def state_dict_of(obj, where: str, kind: str = "a state dict") -> dict:
+    """The state dict a weights file held: a `{"state_dict": ...}` wrapper (as training checkpoints
+    save it) unwrapped; anything but a dict is one line naming `where`."""
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise ZsbenchError(f"{where}: holds a {type(obj).__name__}, not {kind}")
+    return obj
 
 
 def _culprit(message: str) -> str:

@@ -117,16 +117,12 @@ class ViT(nn.Module):
 def read_vit_state(path: str, what: str) -> tuple[dict, Path]:
     """(state dict, file) of a ViT weights file, read by engine/torchfile.py (tensors only); a
     `state_dict` wrapper is unwrapped. `what` names the option in the error lines."""
-    from zsseg_bench.engine.torchfile import load_torch_file
+    from zsseg_bench.engine.torchfile import load_torch_file, state_dict_of
 
     file = Path(path).expanduser()
     if not file.is_file():
         raise ZsbenchError(f"{what} {path}: no such file")
-    state = load_torch_file(file, f"{what} file")
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    if not isinstance(state, dict):
-        raise ZsbenchError(f"{what} {file}: holds a {type(state).__name__}, not a ViT state dict")
-    return state, file
+    return state_dict_of(load_torch_file(file, f"{what} file"), f"{what} {file}", "a ViT state dict"), file
 
 
 class DPTViT(ViT):
