@@ -46,7 +46,9 @@ def _status(run):
 
 @pytest.mark.slow
 def test_sigterm_interrupts_and_resume_completes(tmp_path):
-    proc, run = _start(tmp_path / "runs", iterations=20)
+    # 400 iterations, as the SIGKILL test: at 20 a quiet machine finished the whole run between two
+    # polls for the first checkpoint, so there was nothing left to interrupt
+    proc, run = _start(tmp_path / "runs", iterations=400)
     proc.send_signal(signal.SIGTERM)
     output = proc.communicate(timeout=60)[0]
     assert proc.returncode == 143, output
