@@ -15,10 +15,11 @@ per dead mechanism at the end, and the report lists them.
   mean own-class share of the unseen classes is below chance (1 / classes present): the generated
   unseen features sit nearer other classes' real features than a random assignment would, so the
   classifier cannot learn those classes from them (methods/common/diagnostics.py).
-* **No unseen class learnt** (the methods with a classifier stage probed on `val`: ZS3Net,
-  CaGNet): at the last block boundary of the val trajectory, val U-mIoU is below
-  `MIN_UNSEEN_MIOU`: the stages meant to move the classifier towards the unseen classes (generated
-  features, finetune) left it predicting almost none of them, whatever the generator learnt.
+* **No unseen class learnt** (the methods whose stages are probed on `val`: ZS3Net, CaGNet, and
+  the weak-shot rows, whose novel classes count as unseen here): at the last block boundary of the
+  val trajectory, val U-mIoU is below `MIN_UNSEEN_MIOU`: the stages meant to move the classifier
+  towards the unseen classes (generated features, finetune; image-level labels and SimFormer's
+  transfers) left it predicting almost none of them.
 * **Pseudo-labels on background** (self-training): more than `ST_BACKGROUND_SHARE` of the
   pseudo-labels on the checked training images fall on background/unlabelled pixels: fewer than
   one in ten labels an unseen object, so self-training mostly teaches background as unseen classes.

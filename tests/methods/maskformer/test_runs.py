@@ -69,6 +69,12 @@ def test_four_stages_run_and_resume(tmp_path):
     assert {"simnet", "distill", "complementary"} <= set(next(r for r in log if r["stage"] == "crosim")["losses"])
     metrics = json.loads((full / "metrics.json").read_text())
     assert np.isfinite([metrics["mIoU"], metrics["S-mIoU"], metrics["U-mIoU"]]).all()
+    # Val trajectory at each quarter of every training stage (4 iterations: every iteration, plus the
+    # start): the teacher's scores (end of crosim) sit beside the retrained model's.
+    trajectory = json.loads((full / "run.json").read_text())["method_facts"]["diagnostics"]["val_trajectory"]
+    points = [(p["stage"], p["iteration"]) for p in trajectory]
+    assert points == [("seg", i) for i in range(5)] + [("crosim", i) for i in range(5)] \
+        + [("retraining", i) for i in (0, 1, 2, 3, 4, 5)]
 
     with pytest.raises(KeyboardInterrupt):
         run_one(_request(tmp_path / "cut"), reporter=StopAt(4, "retraining"))

@@ -68,13 +68,20 @@ class MaskFormerMethod(Method):
     # ---- stages -----------------------------------------------------------------------------------
     def stages(self) -> list[Stage]:
         s = self.cfg["schedule"]
-        out = [Stage("seg", s["seg"]["iterations"], batch_size=s["seg"]["batch_size"])]
+        out = [self._stage("seg", s["seg"]["iterations"], s["seg"]["batch_size"])]
         if s["crosim"]["iterations"]:
-            out.append(Stage("crosim", s["crosim"]["iterations"], batch_size=s["crosim"]["batch_size"] // 2))
+            out.append(self._stage("crosim", s["crosim"]["iterations"], s["crosim"]["batch_size"] // 2))
         if s["retraining"]["iterations"]:
             out += [Stage("pseudo_label", 0),
-                    Stage("retraining", s["retraining"]["iterations"], batch_size=s["retraining"]["batch_size"])]
+                    self._stage("retraining", s["retraining"]["iterations"], s["retraining"]["batch_size"])]
         return out
+
+    def _stage(self, name: str, iterations: int, batch_size: int) -> Stage:
+        # Val trajectory (engine/trajectory.py) at each quarter of the stage: the end of seg/crosim is
+        # the teacher SimFormer's pseudo-labels come from, so the record says in which stage novel
+        # classes are gained or lost. Probes never change the trained weights.
+        probe = max(iterations // 4, 1) if self.cfg["diagnostics"] else None
+        return Stage(name, iterations, batch_size=batch_size, probe_every=probe)
 
     def configure_optimizers(self, stage: Stage):
         s = self.cfg["schedule"]
