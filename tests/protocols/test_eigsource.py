@@ -78,3 +78,9 @@ def test_inverseform_is_off_by_default_and_loads_user_weights(tmp_path):
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ZsbenchError, match="bad.pth: not a readable inverseform.path file"):
         build_inverseform({"weight": 0.3, "path": str(tmp_path / "bad.pth"), "factory": f"{__name__}:make_tiny"})
+    torch.save({"state_dict": TinyInverseNet().state_dict()}, tmp_path / "wrapped.pth")  # a training checkpoint
+    assert build_inverseform({"weight": 0.3, "path": str(tmp_path / "wrapped.pth"),
+                              "factory": f"{__name__}:make_tiny"}) is not None
+    torch.save(torch.zeros(3), tmp_path / "tensor.pth")
+    with pytest.raises(ZsbenchError, match="tensor.pth: holds a Tensor, not weights for"):
+        build_inverseform({"weight": 0.3, "path": str(tmp_path / "tensor.pth"), "factory": f"{__name__}:make_tiny"})

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from zsseg_bench.engine.torchfile import load_torch_file
+from zsseg_bench.engine.torchfile import load_torch_file, state_dict_of
 from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["build_inverseform", "InverseFormLoss"]
@@ -58,9 +58,10 @@ def build_inverseform(cfg: dict) -> InverseFormLoss | None:
         net = getattr(importlib.import_module(module), name)()
     except (ImportError, AttributeError) as exc:
         raise ZsbenchError(f"inverseform.factory {cfg['factory']}: cannot build it ({exc})") from None
-    state = load_torch_file(path, "inverseform.path file")
+    state = state_dict_of(load_torch_file(path, "inverseform.path file"), f"inverseform.path {path}",
+                          f"weights for {cfg['factory']}")
     try:
-        net.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        net.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - any mismatched file is the same user error
         raise ZsbenchError(f"inverseform.path {path}: not weights for {cfg['factory']} ({type(exc).__name__})") from None
     return InverseFormLoss(net)
