@@ -54,6 +54,15 @@ def test_each_rule_fires_past_its_threshold(path, value, says):
     assert named.startswith("cagnet-pi seed 2: ")
 
 
+def test_report_row_gives_each_probed_stages_last_val_scores():
+    from zsseg_bench.report.diagnostics import diagnostics_table
+
+    trajectory = [{"label": "seg", "iteration": i, "seen_miou": 0.1 * i, "unseen_miou": 0.05 * i} for i in (0, 1, 2)]
+    trajectory.append({"label": "retraining", "iteration": 4, "seen_miou": 0.7, "unseen_miou": None})
+    table = diagnostics_table([("simformer", 0, {"method_facts": {"diagnostics": {"val_trajectory": trajectory}}})])
+    assert table.loc[0, "val S/U-mIoU at stage ends"] == "seg 0.200/0.100, retraining 0.700/–"
+
+
 def test_own_class_share_is_the_nearest_real_mean():
     means = torch.eye(3)  # class means at the unit vectors; class 2 absent from the real images
     present = torch.tensor([True, True, False])

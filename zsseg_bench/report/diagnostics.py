@@ -1,5 +1,5 @@
-"""The report's mechanism diagnostics: the val trajectory of the generative methods' classifier and
-finetune stages (a figure) and one table row per run with the methods' own diagnostics and the
+"""The report's mechanism diagnostics: the val trajectory of the probed stages (a figure; the generative
+methods' classifier and finetune stages, the weak-shot rows' training stages) and one table row per run with the methods' own diagnostics and the
 dead-mechanism warnings (runs/diagnostics.py), all read from `method_facts.diagnostics` in run.json."""
 
 from __future__ import annotations
@@ -53,6 +53,14 @@ def _last(entries: list[dict], key: str):
     return entries[-1].get(key) if entries else None
 
 
+def _stage_ends(trajectory: list[dict]) -> str:
+    """'label seen/unseen' at the last probe of each probed stage, in stage order (e.g. a weak-shot
+    teacher's scores at the end of `crosim` beside the retrained model's)."""
+    ends = {p["label"]: p for p in trajectory}
+    return ", ".join(f"{label} {format_value(p.get('seen_miou'), '.3f')}/{format_value(p.get('unseen_miou'), '.3f')}"
+                     for label, p in ends.items())
+
+
 def _row(method: str, seed: int, rec: dict) -> dict:
     diag = _diagnostics(rec)
     context, generated = diag.get("context", []), diag.get("generated_features", [])
@@ -67,6 +75,7 @@ def _row(method: str, seed: int, rec: dict) -> dict:
                                                    f"{fmt(_last(generated, 'unseen_mean'), '.3f')} "
                                                    f"({fmt(_last(generated, 'chance'), '.3f')})") if generated else MISSING,
         "ST pseudo-labels on background": fmt(st.get("background_share"), ".1%") if st else MISSING,
+        "val S/U-mIoU at stage ends": _stage_ends(diag.get("val_trajectory") or []) or MISSING,
         "probe time (s)": fmt(diag.get("seconds"), ".1f") if diag else MISSING,
         "dead mechanisms": "; ".join(dead_mechanisms(rec.get("method_facts"))) or "none",
     }
