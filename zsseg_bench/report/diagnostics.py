@@ -93,14 +93,16 @@ def write_diagnostics(doc, figure: str | None, table: pd.DataFrame | None) -> No
         return
     doc.heading(3, "Mechanism diagnostics")
     if figure is not None:
-        doc.image(figure, "seen and unseen val mIoU at the block boundaries of the classifier/finetune stages")
+        doc.image(figure, "seen and unseen val mIoU at the block boundaries of the probed stages")
         doc.para("Seen (solid) and unseen (dashed) mIoU on the benchmark's val images, taken before the stage and "
                  "after every block (CaGNet: each alternating block of the finetune; ZS3Net: every log_every "
-                 "iterations of the classifier stage). The test number is read after the last point.")
+                 "iterations of the classifier stage; the weak-shot rows: each quarter of every training stage). "
+                 "The test number is read after the last point.")
     if table is not None:
         doc.para("From each run's `method_facts.diagnostics`: the contextual module at the end of step 1 (KL, "
                  "share of exactly-zero outputs, mean abs(mu)), the own-class share of generated features at the "
                  "last generator check (nearest real class mean; chance = 1 / classes), where self-training's "
-                 "pseudo-labels fall, the time the probes took, and the dead-mechanism rules "
+                 "pseudo-labels fall, each probed stage's last val seen/unseen mIoU, the time the probes took, "
+                 "and the dead-mechanism rules "
                  "(zsseg_bench/runs/diagnostics.py).")
         doc.table(table)
