@@ -1,6 +1,7 @@
-"""The report's mechanism diagnostics: the val trajectory of the probed stages (a figure; the generative
-methods' classifier and finetune stages, the weak-shot rows' training stages) and one table row per run with the methods' own diagnostics and the
-dead-mechanism warnings (runs/diagnostics.py), all read from `method_facts.diagnostics` in run.json."""
+"""The report's mechanism diagnostics: the val trajectory of the probed stages (a figure; the
+generative methods' classifier and finetune stages, the weak-shot rows' training stages) and one
+table row per run with the methods' own diagnostics and the dead-mechanism warnings
+(runs/diagnostics.py), all read from `method_facts.diagnostics` in run.json."""
 
 from __future__ import annotations
 
